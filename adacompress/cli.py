@@ -1,0 +1,90 @@
+"""`adacompress` console script: one subcommand per job, each a module under `adacompress.commands`.
+
+A command module exposes `HELP`, `configure(parser)` and `run(args) -> int`. Commands whose
+module is not in this release answer with the release that brings them (exit code 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from adacompress import __version__
+from adacompress.errors import AdaCompressError
+
+COMMANDS: dict[str, str] = {
+    "demo": "evaluate fixed qualities on the local backend over the bundled photos",
+    "train": "train a DQN agent on a backend",
+    "eval": "evaluate policies on a backend",
+    "bench": "rate-accuracy sweep: fixed qualities, other codecs, oracle and agents",
+    "serve": "run the upload proxy and the inference-estimate-retrain daemon",
+    "replay": "stream a drift scenario through the daemon",
+    "compress": "compress images with a policy",
+    "fake-cloud": "run a fake cloud vision API server on loopback",
+}
+PLANNED_RELEASE = {
+    "train": "0.2 (the agent)", "eval": "0.2 (the agent)", "bench": "0.2 (the agent)",
+    "compress": "0.2 (the agent)", "fake-cloud": "0.3 (cloud backends)",
+    "serve": "0.4 (the service)", "replay": "0.4 (the service)",
+}
+
+
+def _command_module(name: str):
+    try:
+        return importlib.import_module(f"adacompress.commands.{name.replace('-', '_')}")
+    except ModuleNotFoundError as exc:
+        if exc.name == f"adacompress.commands.{name.replace('-', '_')}":
+            return None
+        raise
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="adacompress",
+        description="Learn, per image, the lowest compression that keeps a cloud vision API's answer.",
+    )
+    parser.add_argument("--version", action="version", version=f"adacompress {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, help_text in COMMANDS.items():
+        module = _command_module(name)
+        if module is None:
+            sub.add_parser(name, help=f"{help_text} [arrives in release {PLANNED_RELEASE[name]}]",
+                           add_help=False).add_argument("rest", nargs=argparse.REMAINDER)
+        else:
+            module.configure(sub.add_parser(name, help=help_text, description=help_text))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse `argv` and run one command; errors become one clear line and a non-zero exit code."""
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    if args.command is None:
+        parser.print_help()
+        return 2
+    module = _command_module(args.command)
+    if module is None:
+        print(f"adacompress {args.command}: not in release {__version__}; it arrives in release "
+              f"{PLANNED_RELEASE[args.command]}.", file=sys.stderr)
+        return 2
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    try:
+        return int(module.run(args) or 0)
+    except AdaCompressError as exc:
+        print(f"adacompress {args.command}: error [{exc.code}]: {exc}", file=sys.stderr)
+        return 1
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError) as exc:
+        print(f"adacompress {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"adacompress {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,132 @@
+"""The one interface every vision backend speaks, its result types and its typed errors.
+
+`VisionBackend.recognize` is the only public entry point: it times the call and keeps the
+counters (calls, bytes, failures) that metrics and cost accounting read; subclasses implement
+`_recognize` and raise the errors below so retry and breaker logic can tell them apart.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+from adacompress.errors import AdaCompressError, BadImage
+
+__all__ = [
+    "AuthError", "BackendError", "BackendStats", "BackendUnavailable", "BadImage", "Label",
+    "QuotaExhausted", "Recognition", "Throttled", "VisionBackend",
+]
+
+
+class BackendError(AdaCompressError):
+    """A backend call failed for a reason other than the image itself."""
+
+    code = "backend_error"
+
+
+class Throttled(BackendError):
+    """The provider asked us to slow down; retry after `retry_after_s` (or backoff)."""
+
+    code = "throttled"
+
+    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class QuotaExhausted(BackendError):
+    """The account's quota is spent (e.g. a daily limit): stop calling until it resets."""
+
+    code = "quota_exhausted"
+
+
+class BackendUnavailable(BackendError):
+    """A transient failure (5xx, timeout, connection): retry within the deadline."""
+
+    code = "backend_unavailable"
+
+
+class AuthError(BackendError):
+    """Credentials are missing, wrong or not allowed to call this API."""
+
+    code = "auth_error"
+
+
+@dataclass(frozen=True)
+class Label:
+    """One answer of a backend: a name and a confidence in 0..1."""
+
+    name: str
+    score: float
+
+
+@dataclass(frozen=True)
+class Recognition:
+    """A backend's answer to one upload, labels sorted by score, best first."""
+
+    labels: tuple[Label, ...]
+    raw: dict[str, Any]
+    latency_s: float
+    bytes_sent: int
+
+    @property
+    def top1(self) -> str | None:
+        return self.labels[0].name if self.labels else None
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(label.name for label in self.labels)
+
+
+@dataclass
+class BackendStats:
+    """Counters every backend keeps; read them with `snapshot()` from any thread."""
+
+    calls: int = 0
+    bytes_sent: int = 0
+    failures: int = 0
+    cache_hits: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, **deltas: int) -> None:
+        with self._lock:
+            for name, delta in deltas.items():
+                setattr(self, name, getattr(self, name) + delta)
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return {"calls": self.calls, "bytes_sent": self.bytes_sent,
+                    "failures": self.failures, "cache_hits": self.cache_hits}
+
+
+class VisionBackend(ABC):
+    """A black-box image recognizer: bytes in, labels out."""
+
+    name: str = "backend"
+
+    def __init__(self, max_labels: int = 10, min_score: float = 0.0) -> None:
+        self.max_labels = max_labels
+        self.min_score = min_score
+        self.stats = BackendStats()
+
+    def recognize(self, image_bytes: bytes) -> Recognition:
+        """Upload `image_bytes` and return the labels, counting the call whether it succeeds or not."""
+        started = time.perf_counter()
+        self.stats.add(calls=1, bytes_sent=len(image_bytes))
+        try:
+            labels, raw = self._recognize(image_bytes)
+        except Exception:
+            self.stats.add(failures=1)
+            raise
+        kept = sorted((lb for lb in labels if lb.score >= self.min_score), key=lambda lb: -lb.score)
+        return Recognition(tuple(kept[: self.max_labels]), raw, time.perf_counter() - started, len(image_bytes))
+
+    @abstractmethod
+    def _recognize(self, image_bytes: bytes) -> tuple[list[Label], dict[str, Any]]:
+        """Call the service; return its labels (any order) and the raw response."""
+
+    def close(self) -> None:
+        """Release connections; the default holds none."""

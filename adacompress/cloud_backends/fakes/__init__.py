@@ -1,0 +1,1 @@
+"""Fake servers of each cloud API, for offline tests and dry runs."""

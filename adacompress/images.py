@@ -1,0 +1,158 @@
+"""Safe decoding of untrusted image bytes and deterministic image folders.
+
+Every failure is a typed `BadImage` naming the limit or the defect, checked before pixels are
+allocated where possible (byte size, header dimensions), so a decompression bomb costs nothing.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from adacompress.errors import CorruptImage, ImageTooLarge, NotAnImage, TooManyPixels, TruncatedImage
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
+
+
+@dataclass(frozen=True)
+class DecodeLimits:
+    """Bounds on what a client may send us."""
+
+    max_bytes: int = 20 * 1024 * 1024
+    """Largest accepted upload in bytes."""
+    max_pixels: int = 50_000_000
+    """Largest width*height accepted (decompression-bomb guard)."""
+    max_side_px: int = 16_384
+    """Largest accepted width or height."""
+
+
+DEFAULT_LIMITS = DecodeLimits()
+
+
+def decode(data: bytes, limits: DecodeLimits = DEFAULT_LIMITS) -> Image.Image:
+    """Decode bytes into an upright RGB image, or raise a `BadImage` subclass saying why."""
+    if not data:
+        raise NotAnImage("upload is empty (0 bytes); send a JPEG, PNG, WebP, BMP, GIF or TIFF image")
+    if len(data) > limits.max_bytes:
+        raise ImageTooLarge(f"upload is {len(data):,} bytes; the limit is {limits.max_bytes:,} bytes")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError as exc:
+        raise NotAnImage(f"{len(data):,} bytes are not an image format we can read") from exc
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise TooManyPixels(f"image header declares too many pixels; the limit is {limits.max_pixels:,}") from exc
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise CorruptImage(f"image header is corrupt: {exc}") from exc
+    _check_dimensions(image.size, limits)
+    try:
+        image.load()
+    except OSError as exc:
+        message = str(exc)
+        if "truncated" in message or "broken data stream" in message or "premature end" in message.lower():
+            raise TruncatedImage(f"image data is truncated ({len(data):,} bytes): {message}") from exc
+        raise CorruptImage(f"image data is corrupt: {message}") from exc
+    except (ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise CorruptImage(f"image data is corrupt: {exc}") from exc
+    return to_rgb(image)
+
+
+def _check_dimensions(size: tuple[int, int], limits: DecodeLimits) -> None:
+    width, height = size
+    if width <= 0 or height <= 0:
+        raise CorruptImage(f"image declares {width}x{height} px")
+    if max(width, height) > limits.max_side_px:
+        raise TooManyPixels(f"image is {width}x{height} px; the limit is {limits.max_side_px} px per side")
+    if width * height > limits.max_pixels:
+        raise TooManyPixels(f"image is {width}x{height} px = {width * height:,} pixels; "
+                            f"the limit is {limits.max_pixels:,} pixels")
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Apply EXIF orientation and bring any mode (L, P, RGBA, CMYK, I;16, ...) to 8-bit RGB."""
+    image = ImageOps.exif_transpose(image)
+    if image.mode.startswith("I"):
+        # 16-bit grey: Pillow's convert("L") clips at 255, so scale the full 0..65535 range instead.
+        arr = np.asarray(image, dtype=np.float64) / 257.0
+        image = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "L")
+    elif image.mode == "F":
+        image = image.convert("L")
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        canvas = Image.new("RGB", rgba.size, (255, 255, 255))
+        canvas.paste(rgba, mask=rgba.getchannel("A"))
+        return canvas
+    return image.convert("RGB") if image.mode != "RGB" else image
+
+
+def open_image(path: str | Path, limits: DecodeLimits = DEFAULT_LIMITS) -> Image.Image:
+    """Decode a file with the same checks as an upload."""
+    return decode(Path(path).read_bytes(), limits)
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """Image files under `folder`, recursive, sorted by relative path so runs are reproducible."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise FileNotFoundError(f"image folder {root} does not exist or is not a directory")
+    files = [p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+    return sorted(files, key=lambda p: p.relative_to(root).as_posix())
+
+
+def iter_images(folder: str | Path, limits: DecodeLimits = DEFAULT_LIMITS) -> Iterator[tuple[Path, Image.Image]]:
+    """(path, image) pairs for every readable image under `folder`, in `list_images` order."""
+    for path in list_images(folder):
+        yield path, open_image(path, limits)
+
+
+class ImageSet:
+    """An indexed, read-only set of images (files or in-memory), optionally passed through a transform.
+
+    Items are decoded on demand and the last few are kept, so a set of thousands of photos costs
+    only what one step needs.
+    """
+
+    def __init__(self, items: list[Path] | list[Image.Image], transform=None, keep_decoded: int = 16,
+                 limits: DecodeLimits = DEFAULT_LIMITS) -> None:
+        if not items:
+            raise ValueError("an image set needs at least one image")
+        self._items = list(items)
+        self.transform = transform
+        self._limits = limits
+        self._keep = keep_decoded
+        self._decoded: dict[int, Image.Image] = {}
+
+    @classmethod
+    def from_folder(cls, folder: str | Path, **kwargs) -> ImageSet:
+        paths = list_images(folder)
+        if not paths:
+            raise FileNotFoundError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {folder}")
+        return cls(paths, **kwargs)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def name(self, index: int) -> str:
+        item = self._items[index]
+        return item.name if isinstance(item, Path) else f"image-{index}"
+
+    def load(self, index: int) -> Image.Image:
+        if index not in self._decoded:
+            item = self._items[index]
+            image = open_image(item, self._limits) if isinstance(item, Path) else to_rgb(item)
+            if self.transform is not None:
+                image = self.transform(image)
+            if len(self._decoded) >= self._keep:
+                self._decoded.pop(next(iter(self._decoded)))
+            self._decoded[index] = image
+        return self._decoded[index]
+
+    def subset(self, indices: list[int]) -> ImageSet:
+        return ImageSet([self._items[i] for i in indices], self.transform, self._keep, self._limits)

@@ -1,0 +1,82 @@
+"""What each (image, action) pair yields from a backend: bytes, hit and reward, each paid for once.
+
+The env, the evaluator and the oracle all read outcomes through one `OutcomeTable`, so an
+upload is sent at most once per run: sizes come from local encoding (free), and only the
+reference and the compressed answers cost backend calls.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from adacompress.cloud_backends.base import Recognition, VisionBackend
+from adacompress.codec import DEFAULT_LADDER, REFERENCE_ACTION, Action, Ladder, encode
+from adacompress.images import ImageSet
+from adacompress.scoring import Scoring
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The result of uploading one image at one action."""
+
+    action: Action
+    bytes: int
+    reference_bytes: int
+    hit: bool
+    reward: float
+
+    @property
+    def bytes_ratio(self) -> float:
+        return self.bytes / self.reference_bytes
+
+
+class OutcomeTable:
+    """Lazily filled table of outcomes over an image set, a backend, a ladder and a reference."""
+
+    def __init__(self, images: ImageSet, backend: VisionBackend, ladder: Ladder = DEFAULT_LADDER,
+                 reference: Action = REFERENCE_ACTION, scoring: Scoring | None = None) -> None:
+        self.images = images
+        self.backend = backend
+        self.ladder = ladder
+        self.reference_action = reference
+        self.scoring = scoring or Scoring()
+        self._sizes: dict[int, tuple[int, ...]] = {}
+        self._references: dict[int, tuple[Recognition, int]] = {}
+        self._answers: dict[tuple[int, Action], Recognition] = {}
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def sizes(self, index: int) -> tuple[int, ...]:
+        """Bytes of every ladder action for image `index`; local encoding only, no backend call."""
+        if index not in self._sizes:
+            image = self.images.load(index)
+            self._sizes[index] = tuple(encode(image, a).info.bytes for a in self.ladder.actions)
+        return self._sizes[index]
+
+    def reference(self, index: int) -> tuple[Recognition, int]:
+        """The backend's answer for what the client would have sent, and its size in bytes."""
+        if index not in self._references:
+            encoded = encode(self.images.load(index), self.reference_action)
+            self._references[index] = (self.backend.recognize(encoded.data), encoded.info.bytes)
+        return self._references[index]
+
+    def answer(self, index: int, action: Action) -> Recognition:
+        key = (index, action)
+        if key not in self._answers:
+            if action == self.reference_action:
+                self._answers[key] = self.reference(index)[0]
+            else:
+                self._answers[key] = self.backend.recognize(encode(self.images.load(index), action).data)
+        return self._answers[key]
+
+    def outcome(self, index: int, action_index: int) -> Outcome:
+        action = self.ladder[action_index]
+        reference, reference_bytes = self.reference(index)
+        size = self.sizes(index)[action_index]
+        is_hit = self.scoring.hit(reference, self.answer(index, action))
+        return Outcome(action, size, reference_bytes, is_hit, self.scoring.reward(is_hit, size, reference_bytes))
+
+    def known(self, index: int, action_index: int) -> bool:
+        """Whether the outcome is already paid for (no backend call needed)."""
+        return index in self._references and (index, self.ladder[action_index]) in self._answers

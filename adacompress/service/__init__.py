@@ -1,0 +1,1 @@
+"""The inference-estimate-retrain daemon and the upload proxy."""
