@@ -6,6 +6,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
+from adacompress.errors import AdaCompressError
 from adacompress.outcomes import OutcomeTable
 
 ChooseAction = Callable[[int], int]
@@ -59,6 +60,19 @@ def evaluate(table: OutcomeTable, choose: ChooseAction, policy_name: str,
         backend_calls=table.backend.stats.calls - calls_before,
         quality_histogram={k: histogram[k] for k in sorted(histogram, key=order.__getitem__)},
     )
+
+
+def evaluate_policy(table: OutcomeTable, policy, indices: list[int] | None = None) -> EvalResult:
+    """`evaluate` for a `Policy`; agents get their own featurizer's view of each image."""
+    own_ladder = getattr(policy, "ladder", None)
+    if own_ladder is not None and table.ladder.actions[: len(own_ladder)] != own_ladder.actions:
+        raise AdaCompressError(f"{policy.name} was trained on the ladder {own_ladder.spec}, "
+                               f"not {table.ladder.spec}")
+    if policy.needs_features:
+        featurizer = policy.featurizer
+        return evaluate(table, lambda i: policy.choose(table, i, featurizer.embed(table.images.load(i))),
+                        policy.name, indices)
+    return evaluate(table, lambda i: policy.choose(table, i), policy.name, indices)
 
 
 def format_table(results: list[EvalResult]) -> str:

@@ -1,7 +1,11 @@
-"""The agent's view of an image: EfficientNet-Lite0's 1280-d pooled embedding of the original.
+"""The agent's view of an image, computed locally from the original (the backend stays a black box).
 
-The featurizer is deliberately not the backend's model: the backend stays a black box, and the
-embedding only has to tell the policy how fragile an image is under compression.
+Two featurizers, chosen by name:
+- `embedding`: EfficientNet-Lite0's 1280-d pooled features (AdaCompress used MobileNetV2's).
+- `probe`: a compact robustness probe. Each cheap rung of the ladder is encoded, decoded and shown
+  to a local surrogate (Lite0): how much the surrogate's own answer moves tells how fragile the
+  image is, and the local sizes tell what each rung costs. With a few hundred labelled images a
+  1280-d input overfits; this 36-d probe generalises (see docs/architecture.md for the numbers).
 """
 
 from __future__ import annotations
@@ -10,14 +14,25 @@ import numpy as np
 from PIL import Image
 
 from adacompress.cnn import FEATURE_DIM, shared_model
+from adacompress.codec import DEFAULT_LADDER, REFERENCE_ACTION, Ladder, encode
+from adacompress.errors import AdaCompressError
+from adacompress.images import decode
 
-FEATURE_LOW, FEATURE_HIGH = 0.0, 6.0  # pooled ReLU6 activations
+PROBE_RUNGS = 4
+"""How many of the cheapest ladder rungs the probe compresses and re-classifies."""
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)
 
 
 class Featurizer:
-    """Embeds images in batches; `dim` is the observation size the agent sees."""
+    """Pooled EfficientNet-Lite0 embedding of the original image."""
 
+    name = "embedding"
     dim = FEATURE_DIM
+    low, high = 0.0, 6.0  # pooled ReLU6 activations
 
     def __init__(self, variant: str = "lite0") -> None:
         self.variant = variant
@@ -27,6 +42,53 @@ class Featurizer:
         return self.embed_batch([image])[0]
 
     def embed_batch(self, images: list[Image.Image]) -> np.ndarray:
-        """(N, 1280) float32 features for N images."""
+        """(N, dim) float32 features for N images."""
         features, _ = self._model.run(images)
         return np.asarray(features, dtype=np.float32)
+
+
+class ProbeFeaturizer(Featurizer):
+    """Surrogate robustness under the cheapest rungs, plus the size of every rung relative to the reference.
+
+    Per probed rung: the surrogate's probability of its original top-1 class, whether its top-1
+    survives, the KL divergence from the original prediction (clipped), and its top probability.
+    Then the original's entropy and top-3 probabilities, then bytes(rung) / bytes(reference).
+    """
+
+    name = "probe"
+    low, high = 0.0, 10.0
+
+    def __init__(self, ladder: Ladder = DEFAULT_LADDER, variant: str = "lite0") -> None:
+        super().__init__(variant)
+        self.ladder = ladder
+        self.rungs = min(PROBE_RUNGS, len(ladder))
+        self.dim = 4 * self.rungs + 4 + len(ladder)
+
+    def embed_batch(self, images: list[Image.Image]) -> np.ndarray:
+        return np.stack([self._probe(image) for image in images])
+
+    def _probe(self, image: Image.Image) -> np.ndarray:
+        compressed = [decode(encode(image, self.ladder[a]).data) for a in range(self.rungs)]
+        _, logits = self._model.run([image, *compressed])
+        probs = _softmax(logits)
+        original, top1 = probs[0], int(probs[0].argmax())
+        log_original = np.log(original + 1e-12)
+        rows = []
+        for p in probs[1:]:
+            kl = float((original * (log_original - np.log(p + 1e-12))).sum())
+            rows += [p[top1], float(p.argmax() == top1), min(kl, self.high), p.max()]
+        entropy = float(-(original * log_original).sum())
+        sizes = [encode(image, action).info.bytes for action in self.ladder.actions]
+        reference = encode(image, REFERENCE_ACTION).info.bytes
+        ratios = np.minimum(np.asarray(sizes, np.float64) / reference, self.high)
+        head = [min(entropy, self.high), *np.sort(original)[::-1][:3]]
+        return np.asarray([*rows, *head, *ratios], dtype=np.float32)
+
+
+def make_featurizer(name: str, ladder: Ladder = DEFAULT_LADDER) -> Featurizer:
+    """`embedding` or `probe`."""
+    if name == "embedding":
+        return Featurizer()
+    if name == "probe":
+        return ProbeFeaturizer(ladder)
+    raise AdaCompressError(f"unknown featurizer {name!r}; use 'embedding' or 'probe'")

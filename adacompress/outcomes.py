@@ -3,6 +3,10 @@
 The env, the evaluator and the oracle all read outcomes through one `OutcomeTable`, so an
 upload is sent at most once per run: sizes come from local encoding (free), and only the
 reference and the compressed answers cost backend calls.
+
+With `monotone=True` (training), answers are assumed monotone in the ladder (one that survives
+q=15 survives above it): the lowest surviving rung is found by bisection, about log2 of the
+ladder in calls, and the other rungs are inferred. Rungs actually uploaded keep their real answer.
 """
 
 from __future__ import annotations
@@ -34,7 +38,8 @@ class OutcomeTable:
     """Lazily filled table of outcomes over an image set, a backend, a ladder and a reference."""
 
     def __init__(self, images: ImageSet, backend: VisionBackend, ladder: Ladder = DEFAULT_LADDER,
-                 reference: Action = REFERENCE_ACTION, scoring: Scoring | None = None) -> None:
+                 reference: Action = REFERENCE_ACTION, scoring: Scoring | None = None,
+                 monotone: bool = False, resolved: dict[str, list[bool]] | None = None) -> None:
         self.images = images
         self.backend = backend
         self.ladder = ladder
@@ -43,6 +48,9 @@ class OutcomeTable:
         self._sizes: dict[int, tuple[int, ...]] = {}
         self._references: dict[int, tuple[Recognition, int]] = {}
         self._answers: dict[tuple[int, Action], Recognition] = {}
+        self.monotone = monotone
+        self.resolved: dict[str, list[bool]] = dict(resolved or {})
+        """Per image name, every rung's hit as resolved by bisection (monotone mode)."""
 
     def __len__(self) -> int:
         return len(self.images)
@@ -74,8 +82,41 @@ class OutcomeTable:
         action = self.ladder[action_index]
         reference, reference_bytes = self.reference(index)
         size = self.sizes(index)[action_index]
-        is_hit = self.scoring.hit(reference, self.answer(index, action))
+        if self.monotone and not self.known(index, action_index):
+            is_hit = self.hits(index)[action_index]
+        else:
+            is_hit = self.scoring.hit(reference, self.answer(index, action))
         return Outcome(action, size, reference_bytes, is_hit, self.scoring.reward(is_hit, size, reference_bytes))
+
+    def hits(self, index: int) -> list[bool]:
+        """Every rung's hit for image `index`: uploaded each, or bisected in monotone mode."""
+        if not self.monotone:
+            return [self.outcome(index, a).hit for a in range(len(self.ladder))]
+        name = self.images.name(index)
+        if name not in self.resolved:
+            self.resolved[name] = self._bisect(index)
+        return self.resolved[name]
+
+    def _real_hit(self, index: int, action_index: int) -> bool:
+        return self.scoring.hit(self.reference(index)[0], self.answer(index, self.ladder[action_index]))
+
+    def _bisect(self, index: int) -> list[bool]:
+        n, actions = len(self.ladder), self.ladder.actions
+        lo, hi = -1, actions.index(self.reference_action) if self.reference_action in actions else n - 1
+        for a in range(hi + 1):  # answers already paid for narrow the search for free
+            if self.known(index, a):
+                if self._real_hit(index, a):
+                    hi = min(hi, a)
+                else:
+                    lo = max(lo, a)
+        lo = min(lo, hi - 1)  # non-monotone evidence: trust the lowest real hit
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if self._real_hit(index, mid):
+                hi = mid
+            else:
+                lo = mid
+        return [self._real_hit(index, a) if self.known(index, a) else a >= hi for a in range(n)]
 
     def known(self, index: int, action_index: int) -> bool:
         """Whether the outcome is already paid for (no backend call needed)."""

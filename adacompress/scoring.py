@@ -8,13 +8,13 @@ sent without us). The reward trades the hit against bytes relative to the refere
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 from adacompress.cloud_backends.base import Recognition
 from adacompress.errors import AdaCompressError
 
 
-class HitRule(str, Enum):
+class HitRule(StrEnum):
     """How strictly the compressed answer must match the reference."""
 
     IN_LABELS = "in-labels"

@@ -128,5 +128,5 @@ class VisionBackend(ABC):
     def _recognize(self, image_bytes: bytes) -> tuple[list[Label], dict[str, Any]]:
         """Call the service; return its labels (any order) and the raw response."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing
         """Release connections; the default holds none."""

@@ -13,7 +13,7 @@ from PIL import Image
 from adacompress.cloud_backends.base import VisionBackend
 from adacompress.cloud_backends.registry import create_backend
 from adacompress.codec import DEFAULT_LADDER, REFERENCE_ACTION, Action, Ladder
-from adacompress.features import FEATURE_HIGH, FEATURE_LOW, Featurizer
+from adacompress.features import Featurizer
 from adacompress.images import ImageSet
 from adacompress.outcomes import OutcomeTable
 from adacompress.scoring import Scoring
@@ -32,7 +32,8 @@ class JpegQualityEnv(gym.Env[np.ndarray, np.int64]):
     `Discrete(len(ladder))`: index into the ladder, ordered as given (cheapest first by default).
 
     ## Observation Space
-    `Box(0, 6, (1280,), float32)`: EfficientNet-Lite0's pooled features of the original image.
+    `Box(0, 6, (1280,), float32)`: EfficientNet-Lite0's pooled features of the original image
+    (default); `featurizer=ProbeFeaturizer()` gives the agent's compact robustness probe instead.
 
     ## Rewards
     `alpha * hit - beta * bytes / reference_bytes` (see `adacompress.scoring`); alpha = beta = 1.
@@ -49,7 +50,10 @@ class JpegQualityEnv(gym.Env[np.ndarray, np.int64]):
     - `backend`: a `VisionBackend` or a registry spec (`"local"`, `"local:lite0"`, `"rekognition"`).
     - `ladder`, `reference`: the actions and the reference action (`adacompress.codec`).
     - `scoring`: hit rule and reward weights (`adacompress.scoring.Scoring`).
+    - `featurizer`: what the agent sees (`adacompress.features`); default the 1280-d embedding.
     - `shuffle`: serve images in a seeded random order (default) or in order.
+    - `infer_monotone`: score unseen rungs by bisection, assuming answers are monotone in the ladder
+      (training: about log2(len(ladder)) calls per image instead of one per rung).
 
     Backend answers are cached per (image, action), so revisiting a pair costs no call.
 
@@ -68,6 +72,7 @@ class JpegQualityEnv(gym.Env[np.ndarray, np.int64]):
         scoring: Scoring | None = None,
         featurizer: Featurizer | None = None,
         shuffle: bool = True,
+        infer_monotone: bool = False,
     ) -> None:
         if isinstance(images, ImageSet):
             image_set = images
@@ -76,11 +81,13 @@ class JpegQualityEnv(gym.Env[np.ndarray, np.int64]):
         else:
             image_set = ImageSet([Path(i) if isinstance(i, str) else i for i in images])
         self.backend = create_backend(backend) if isinstance(backend, str) else backend
-        self.table = OutcomeTable(image_set, self.backend, ladder, reference, scoring)
+        self.table = OutcomeTable(image_set, self.backend, ladder, reference, scoring, monotone=infer_monotone)
         self.featurizer = featurizer or Featurizer()
         self.shuffle = shuffle
         self.action_space = spaces.Discrete(len(ladder))
-        self.observation_space = spaces.Box(FEATURE_LOW, FEATURE_HIGH, (self.featurizer.dim,), np.float32)
+        self.observation_space = spaces.Box(
+            self.featurizer.low, self.featurizer.high, (self.featurizer.dim,), np.float32
+        )
         self._features: dict[int, np.ndarray] = {}
         self._order: list[int] = []
         self._cursor = 0
@@ -117,6 +124,7 @@ class JpegQualityEnv(gym.Env[np.ndarray, np.int64]):
         outcome = self.table.outcome(self._index, int(action))
         info = {
             "image": self.table.images.name(self._index),
+            "index": self._index,
             "action": outcome.action.label,
             "bytes": outcome.bytes,
             "reference_bytes": outcome.reference_bytes,

@@ -1,0 +1,117 @@
+"""Offline training: SB3 `learn()` over the env, with every rung's reward in the replay buffer.
+
+Only hits cost backend calls; sizes are known locally. The env runs its outcome table in
+monotone mode (the lowest surviving rung found by bisection, the rest inferred), so one visit
+to an image yields a transition for every rung for about log2(len(ladder)) + 1 calls. That is
+what makes a few thousand calls enough, and it makes exploration free.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from stable_baselines3.common.callbacks import BaseCallback
+
+from adacompress.agents.dqn import AgentConfig, DqnAgent, build_dqn, load_agent_file
+from adacompress.envs.jpeg_quality import JpegQualityEnv
+from adacompress.errors import AdaCompressError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainReport:
+    steps: int
+    images_resolved: int
+    backend_calls: int
+    stopped_by_budget: bool
+    checkpoints: list[str] = field(default_factory=list)
+
+
+class CounterfactualCallback(BaseCallback):
+    """After each env step: add the image's other rungs to the replay buffer, enforce the call budget,
+    checkpoint now and then."""
+
+    def __init__(self, env: JpegQualityEnv, max_calls: int, calls_before: int,
+                 save_checkpoint, checkpoint_every: int) -> None:
+        super().__init__()
+        self.env = env
+        self.max_calls, self.calls_before = max_calls, calls_before
+        self.save_checkpoint, self.checkpoint_every = save_checkpoint, checkpoint_every
+        self.stopped_by_budget = False
+
+    @property
+    def calls(self) -> int:
+        return self.calls_before + self.env.backend.stats.calls
+
+    def _on_step(self) -> bool:
+        info = self.locals["infos"][0]
+        taken = int(np.asarray(self.locals["actions"]).reshape(-1)[0])
+        add_image_transitions(self.model, self.env, info["index"], skip_action=taken)
+        if self.checkpoint_every and self.num_timesteps % self.checkpoint_every == 0:
+            self.save_checkpoint(self.num_timesteps)
+        if self.calls >= self.max_calls:
+            self.stopped_by_budget = True
+            log.warning("stopping: %d backend calls reached the budget of %d", self.calls, self.max_calls)
+            return False
+        return True
+
+
+def add_image_transitions(model, env: JpegQualityEnv, index: int, skip_action: int | None = None) -> None:
+    """One transition per rung of image `index` (the rung SB3 already stored is skipped)."""
+    obs = env.features(index)[None, :]
+    for action in range(len(env.ladder)):
+        if action != skip_action:
+            reward = env.table.outcome(index, action).reward
+            model.replay_buffer.add(obs, obs, np.array([[action]]), np.array([reward], np.float32),
+                                    np.array([True]), [{}])
+
+
+def train_agent(env: JpegQualityEnv, config: AgentConfig, steps: int, out: Path, max_calls: int = 4000,
+                checkpoint_every: int = 500, resume: bool = False, progress_bar: bool = False,
+                metadata: dict | None = None) -> tuple[DqnAgent, TrainReport]:
+    """Train (or resume) a DQN on `env` for `steps` env steps or until `max_calls` backend calls."""
+    out = Path(out)
+    state_path = out.with_suffix(".state.json")
+    state = json.loads(state_path.read_text()) if resume and state_path.is_file() else {}
+    model = build_dqn(env, config)
+    done_steps, calls_before = int(state.get("steps", 0)), int(state.get("backend_calls", 0))
+    if resume and out.is_file():
+        weights = load_agent_file(out).model.q_net.state_dict()
+        model.q_net.load_state_dict(weights)
+        model.q_net_target.load_state_dict(weights)
+    if not env.table.monotone:
+        raise AdaCompressError("training needs an env made with infer_monotone=True")
+    env.table.resolved.update(state.get("resolved", {}))
+    names = {env.table.images.name(i): i for i in range(len(env.table))}
+    for name in list(env.table.resolved):  # refill the replay buffer from what earlier runs paid for
+        if name in names:
+            add_image_transitions(model, env, names[name])
+    agent = DqnAgent(model, env.ladder, env.table.reference_action, env.table.scoring, config,
+                     dict(metadata or {}))
+    checkpoints: list[str] = []
+
+    def save_checkpoint(at_step: int) -> None:
+        total = done_steps + at_step
+        agent.metadata.update({"steps": total, "backend_calls": calls_before + env.backend.stats.calls})
+        agent.save(out)
+        state_path.write_text(json.dumps({
+            "steps": total, "backend_calls": calls_before + env.backend.stats.calls,
+            "resolved": env.table.resolved,
+        }))
+        checkpoints.append(f"{out}@{total}")
+
+    remaining = max(steps - done_steps, 0)
+    callback = CounterfactualCallback(env, max_calls, calls_before, save_checkpoint, checkpoint_every)
+    if remaining and calls_before < max_calls:
+        model.learn(total_timesteps=remaining, callback=callback, progress_bar=progress_bar,
+                    log_interval=10**9)
+    save_checkpoint(model.num_timesteps)
+    report = TrainReport(done_steps + model.num_timesteps, len(env.table.resolved),
+                         calls_before + env.backend.stats.calls, callback.stopped_by_budget, checkpoints)
+    return agent, report
+

@@ -1,0 +1,101 @@
+"""`adacompress bench`: the rate-accuracy picture on one backend.
+
+Every fixed JPEG quality, WebP (and AVIF when this Pillow writes it) at several qualities, the
+per-image oracle and each agent, as `bench.json` and `bench.png` (bytes relative to the q=75
+reference against accuracy). An agent "dominates" when every fixed JPEG quality with equal or
+higher accuracy sends more bytes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from adacompress.agents.policies import FixedPolicy, OraclePolicy, policy_from_spec
+from adacompress.agents.pretrained import shipped_agents
+from adacompress.codec import DEFAULT_LADDER, REFERENCE_ACTION, Action, Ladder, codec_available
+from adacompress.commands._common import add_data_args, backend_from_args, load_images, scoring_from_args
+from adacompress.evaluation import EvalResult, evaluate_policy, format_table
+from adacompress.outcomes import OutcomeTable
+
+OTHER_CODEC_QUALITIES = (5, 15, 25, 50, 75, 95)
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    add_data_args(parser)
+    parser.add_argument("--out", type=Path, required=True, help="folder for bench.json and bench.png")
+    parser.add_argument("--agent", action="append", default=None,
+                        help="pretrained:NAME or agent .zip (repeatable; default: every shipped agent "
+                             "trained with this hit rule)")
+
+
+def bench_ladder() -> Ladder:
+    extra = [Action(codec, q) for codec in ("webp", "avif") if codec_available(codec) for q in OTHER_CODEC_QUALITIES]
+    return Ladder(DEFAULT_LADDER.actions + tuple(extra))
+
+
+def dominates(agent: EvalResult, fixed: list[EvalResult]) -> bool:
+    """Fewer bytes than every fixed quality of equal or higher accuracy."""
+    return all(agent.bytes_vs_reference < f.bytes_vs_reference for f in fixed if f.accuracy >= agent.accuracy)
+
+
+def run(args: argparse.Namespace) -> int:
+    scoring = scoring_from_args(args)
+    ladder = bench_ladder()
+    table = OutcomeTable(load_images(args.images, args.subset), backend_from_args(args), ladder,
+                         REFERENCE_ACTION, scoring)
+    agent_specs = args.agent
+    if agent_specs is None:
+        agent_specs = [f"pretrained:{name}" for name in shipped_agents()]
+    agents = [policy_from_spec(spec, ladder) for spec in agent_specs]
+    agents = [a for a in agents if args.agent is not None or a.scoring.rule == scoring.rule]
+    fixed = [evaluate_policy(table, FixedPolicy(action)) for action in ladder.actions]
+    oracles = [evaluate_policy(table, OraclePolicy("jpeg"))]
+    if len(ladder) > len(DEFAULT_LADDER):
+        oracles.append(evaluate_policy(table, OraclePolicy()))
+    agent_results = [evaluate_policy(table, agent) for agent in agents]
+    fixed_jpeg = [r for r, a in zip(fixed, ladder.actions, strict=True) if a.codec == "jpeg"]
+    print(format_table(fixed + oracles + agent_results))
+    rows = [dict(r.to_json(), kind="fixed", codec=a.codec, quality=a.quality)
+            for r, a in zip(fixed, ladder.actions, strict=True)]
+    rows += [dict(r.to_json(), kind="oracle") for r in oracles]
+    rows += [dict(r.to_json(), kind="agent", dominates_fixed_jpeg=dominates(r, fixed_jpeg)) for r in agent_results]
+    args.out.mkdir(parents=True, exist_ok=True)
+    summary = {"backend": table.backend.name, "images": len(table), "subset": args.subset,
+               "rule": scoring.rule.value, "reference": REFERENCE_ACTION.label,
+               "backend_calls": table.backend.stats.calls, "rows": rows}
+    (args.out / "bench.json").write_text(json.dumps(summary, indent=2) + "\n")
+    plot(rows, args.out / "bench.png", f"{table.backend.name}, {len(table)} images, rule {scoring.rule.value}")
+    print(f"wrote {args.out / 'bench.json'} and {args.out / 'bench.png'}")
+    return 0
+
+
+def plot(rows: list[dict], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for codec, marker in (("jpeg", "o-"), ("webp", "s--"), ("avif", "^--")):
+        points = [r for r in rows if r["kind"] == "fixed" and r["codec"] == codec]
+        if points:
+            ax.plot([r["bytes_vs_reference"] for r in points], [r["accuracy"] for r in points], marker,
+                    label=f"fixed {codec.upper()} quality", alpha=0.8)
+            for r in points:
+                ax.annotate(str(r["quality"]), (r["bytes_vs_reference"], r["accuracy"]), fontsize=7,
+                            textcoords="offset points", xytext=(3, -9))
+    for r in rows:
+        if r["kind"] in ("oracle", "agent"):
+            ax.plot(r["bytes_vs_reference"], r["accuracy"], "*" if r["kind"] == "agent" else "D",
+                    markersize=12 if r["kind"] == "agent" else 8, label=r["policy"])
+    ax.set_xscale("log")
+    ax.set_xlabel("bytes relative to JPEG q=75 (log scale)")
+    ax.set_ylabel("accuracy (answer kept)")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
