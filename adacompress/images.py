@@ -43,25 +43,44 @@ def decode(data: bytes, limits: DecodeLimits = DEFAULT_LIMITS) -> Image.Image:
         raise ImageTooLarge(f"upload is {len(data):,} bytes; the limit is {limits.max_bytes:,} bytes")
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # Our limits decide, not Pillow's global default (which would cap max_pixels at ~89M).
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
     except UnidentifiedImageError as exc:
+        claimed = _signature_format(data)
+        if claimed:
+            raise CorruptImage(f"{len(data):,} bytes start like a {claimed} image, "
+                               "but its header is corrupt or truncated") from exc
         raise NotAnImage(f"{len(data):,} bytes are not an image format we can read") from exc
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise TooManyPixels(f"image header declares too many pixels; the limit is {limits.max_pixels:,}") from exc
+    except Image.DecompressionBombError as exc:
+        raise TooManyPixels(f"image header declares too many pixels ({exc}); "
+                            f"the limit is {limits.max_pixels:,} pixels") from exc
     except (OSError, ValueError, SyntaxError) as exc:
-        raise CorruptImage(f"image header is corrupt: {exc}") from exc
+        raise _data_error("header", data, exc) from exc
     _check_dimensions(image.size, limits)
     try:
         image.load()
-    except OSError as exc:
-        message = str(exc)
-        if "truncated" in message or "broken data stream" in message or "premature end" in message.lower():
-            raise TruncatedImage(f"image data is truncated ({len(data):,} bytes): {message}") from exc
-        raise CorruptImage(f"image data is corrupt: {message}") from exc
-    except (ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise CorruptImage(f"image data is corrupt: {exc}") from exc
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise _data_error("data", data, exc) from exc
     return to_rgb(image)
+
+
+_SIGNATURES = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"GIF87a", "GIF"),
+               (b"GIF89a", "GIF"), (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"))
+
+
+def _signature_format(data: bytes) -> str | None:
+    """The format whose magic bytes open `data`: Pillow reports a broken header as "unidentified"."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WebP"
+    return next((name for magic, name in _SIGNATURES if data.startswith(magic)), None)
+
+
+def _data_error(part: str, data: bytes, exc: Exception) -> TruncatedImage | CorruptImage:
+    """Pillow says "truncated" only when the bytes ran out; any other decoder failure is corruption."""
+    if "truncated" in str(exc).lower():
+        return TruncatedImage(f"image {part} is truncated ({len(data):,} bytes): {exc}")
+    return CorruptImage(f"image {part} is corrupt: {exc}")
 
 
 def _check_dimensions(size: tuple[int, int], limits: DecodeLimits) -> None:
