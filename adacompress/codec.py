@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from itertools import groupby
 
 from PIL import Image, features
 
@@ -101,11 +102,9 @@ class Ladder:
 
     @property
     def spec(self) -> str:
-        """The ladder written back in `parse_ladder` syntax."""
-        groups: dict[str, list[str]] = {}
-        for action in self.actions:
-            groups.setdefault(action.codec, []).append(str(action.quality))
-        return ";".join(f"{codec}:{','.join(qs)}" for codec, qs in groups.items())
+        """The ladder written back in `Ladder.parse` syntax, one group per run of a codec (order kept)."""
+        return ";".join(f"{codec}:{','.join(str(a.quality) for a in run)}"
+                        for codec, run in groupby(self.actions, key=lambda a: a.codec))
 
     @classmethod
     def parse(cls, spec: str) -> Ladder:

@@ -1,0 +1,159 @@
+"""The action ladder and encoding: determinism, monotone sizes, parsing, info fields."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from adacompress.codec import (
+    DEFAULT_LADDER,
+    REFERENCE_ACTION,
+    Action,
+    Ladder,
+    LadderError,
+    codec_available,
+    encode,
+)
+from adacompress.errors import AdaCompressError
+
+
+def needs(codec: str) -> pytest.MarkDecorator:
+    return pytest.mark.skipif(not codec_available(codec), reason=f"this Pillow build cannot write {codec}")
+
+
+needs_webp = needs("webp")
+OPTIONAL_CODECS = [pytest.param(codec, marks=needs(codec)) for codec in ("webp", "avif")]
+
+
+@pytest.mark.parametrize("action", [
+    Action("jpeg", 5), Action("jpeg", 75), Action("jpeg", 95),
+    *(pytest.param(Action(codec, 50), marks=needs(codec)) for codec in ("webp", "avif")),
+], ids=lambda action: action.label)
+def test_encoding_is_deterministic(textured_image, action):
+    first = encode(textured_image, action)
+    second = encode(textured_image.copy(), action)
+    assert first.data == second.data
+    assert first.info == second.info
+
+
+def test_default_ladder_is_the_papers():
+    assert [a.quality for a in DEFAULT_LADDER.actions] == list(range(5, 100, 10))
+    assert {a.codec for a in DEFAULT_LADDER.actions} == {"jpeg"}
+    assert REFERENCE_ACTION == Action("jpeg", 75)
+    assert REFERENCE_ACTION in DEFAULT_LADDER.actions
+
+
+def _ladder_sizes(image: Image.Image) -> list[int]:
+    return [DEFAULT_LADDER.encode(image, i).info.bytes for i in range(len(DEFAULT_LADDER))]
+
+
+def test_bytes_increase_with_quality_on_a_textured_image(textured_image):
+    sizes = _ladder_sizes(textured_image)
+    assert all(a < b for a, b in zip(sizes, sizes[1:], strict=False)), sizes
+
+
+@pytest.mark.parametrize("photo_index", range(3), ids=["astronaut", "coffee", "chelsea"])
+def test_bytes_increase_with_quality_on_real_photos(photos, photo_index):
+    sizes = _ladder_sizes(photos[photo_index])
+    assert all(a < b for a, b in zip(sizes, sizes[1:], strict=False)), sizes
+
+
+@pytest.mark.parametrize("quality", [5, 50, 95])
+def test_info_fields_describe_the_bytes(textured_image, quality):
+    encoded = encode(textured_image, Action("jpeg", quality))
+    width, height = textured_image.size
+    assert encoded.info.codec == "jpeg"
+    assert encoded.info.quality == quality
+    assert encoded.info.bytes == len(encoded.data)
+    assert encoded.info.bits_per_pixel == pytest.approx(8 * len(encoded.data) / (width * height))
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "L", "P"])
+def test_jpeg_output_is_an_rgb_jpeg_of_the_same_size(textured_image, mode):
+    encoded = encode(textured_image.convert(mode), Action("jpeg", 60))
+    decoded = Image.open(io.BytesIO(encoded.data))
+    assert decoded.format == "JPEG"
+    assert decoded.mode == "RGB"
+    assert decoded.size == textured_image.size
+
+
+def test_low_quality_loses_more_detail(textured_image):
+    original = np.asarray(textured_image, dtype=np.float64)
+
+    def error(quality: int) -> float:
+        data = encode(textured_image, Action("jpeg", quality)).data
+        return float(np.abs(np.asarray(Image.open(io.BytesIO(data)), dtype=np.float64) - original).mean())
+
+    assert error(5) > error(50) > error(95)
+
+
+@pytest.mark.parametrize("codec", OPTIONAL_CODECS)
+def test_optional_codecs_encode_and_shrink_with_quality(textured_image, codec):
+    low, high = (encode(textured_image, Action(codec, q)) for q in (10, 90))
+    decoded = Image.open(io.BytesIO(high.data))
+    assert decoded.format == codec.upper()
+    assert decoded.size == textured_image.size
+    assert low.info.bytes < high.info.bytes
+
+
+def test_ladder_index_accepts_numpy_integers(textured_image):
+    index = np.int64(3)
+    assert DEFAULT_LADDER.encode(textured_image, index).data == encode(textured_image, DEFAULT_LADDER[3]).data
+
+
+@pytest.mark.parametrize("spec", [
+    "jpeg:5,15,25",
+    "jpeg:5,15,25,35,45,55,65,75,85,95",
+    pytest.param("jpeg:5,15;webp:10,30", marks=needs_webp),
+    pytest.param("webp:50;jpeg:5;webp:10", marks=needs_webp),
+])
+def test_ladder_spec_round_trips(spec):
+    ladder = Ladder.parse(spec)
+    assert ladder.spec == spec
+    assert Ladder.parse(ladder.spec) == ladder
+
+
+def test_ladder_parse_keeps_the_order_given():
+    ladder = Ladder.parse("jpeg:50;webp:20;jpeg:10")
+    assert [a.label for a in ladder.actions] == ["jpeg:50", "webp:20", "jpeg:10"]
+    assert Ladder.parse(ladder.spec).actions == ladder.actions
+
+
+def test_ladder_parse_normalises_case_and_spaces():
+    assert Ladder.parse(" JPEG: 5, 15 ; ") == Ladder.parse("jpeg:5,15")
+    assert Ladder.parse(DEFAULT_LADDER.spec) == DEFAULT_LADDER
+
+
+@pytest.mark.parametrize("spec, named", [
+    ("png:5", "'png'"),
+    ("jpeg:0", "quality 0"),
+    ("jpeg:101", "quality 101"),
+    ("jpeg:-5", "quality -5"),
+    ("jpeg:5,15,5", "repeat"),
+    ("jpeg:5;jpeg:5", "repeat"),
+    ("jpeg:high", "'high'"),
+    ("jpeg", "codec:q1"),
+    ("jpeg:", "codec:q1"),
+    ("", "at least one"),
+    (" ; ", "at least one"),
+])
+def test_ladder_parse_errors_name_the_problem(spec, named):
+    with pytest.raises(LadderError, match=named) as caught:
+        Ladder.parse(spec)
+    assert isinstance(caught.value, ValueError)
+    assert isinstance(caught.value, AdaCompressError)
+    assert caught.value.code == "bad_ladder"
+
+
+@pytest.mark.parametrize("codec, quality", [("gif", 50), ("jpeg", 0), ("jpeg", 101)])
+def test_action_validates_itself(codec, quality):
+    with pytest.raises(LadderError):
+        Action(codec, quality)
+
+
+def test_empty_ladder_is_rejected():
+    with pytest.raises(LadderError, match="at least one"):
+        Ladder(())
