@@ -21,6 +21,8 @@ import onnxruntime as ort
 import platformdirs
 from PIL import Image
 
+from adacompress.errors import AdaCompressError
+
 GRAPH_FORMAT_VERSION = 1
 BN_EPSILON = 1e-3
 FEATURE_DIM = 1280
@@ -42,8 +44,10 @@ MODELS: dict[str, ModelSpec] = {
 }
 
 
-class ModelUnavailable(RuntimeError):
-    """The weights package for a model variant is not installed."""
+class ModelUnavailable(AdaCompressError, RuntimeError):
+    """The model variant is unknown or its weights package is not installed."""
+
+    code = "model_unavailable"
 
 
 def weights_path(spec: ModelSpec) -> Path:

