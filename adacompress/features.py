@@ -5,7 +5,7 @@ Two featurizers, chosen by name:
 - `probe`: a compact robustness probe. Each cheap rung of the ladder is encoded, decoded and shown
   to a local surrogate (Lite0): how much the surrogate's own answer moves tells how fragile the
   image is, and the local sizes tell what each rung costs. With a few hundred labelled images a
-  1280-d input overfits; this 36-d probe generalises (see docs/architecture.md for the numbers).
+  1280-d input overfits; this 30-d probe generalises (see docs/architecture.md for the numbers).
 """
 
 from __future__ import annotations

@@ -175,3 +175,37 @@ class ImageSet:
 
     def subset(self, indices: list[int]) -> ImageSet:
         return ImageSet([self._items[i] for i in indices], self.transform, self._keep, self._limits)
+
+
+class AugmentedImageSet(ImageSet):
+    """Each image of a base set followed by `views` seeded random crops (60-90% of each side, maybe mirrored).
+
+    Training on views multiplies the labelled examples a call budget buys: a new view costs a
+    reference and a few probes, far less than the answers it teaches.
+    """
+
+    def __init__(self, base: ImageSet, views: int, seed: int = 0) -> None:
+        self.base, self.views, self.seed = base, views, seed
+
+    def __len__(self) -> int:
+        return len(self.base) * (self.views + 1)
+
+    def name(self, index: int) -> str:
+        base_index, view = divmod(index, self.views + 1)
+        return self.base.name(base_index) + (f"#view{view}" if view else "")
+
+    def load(self, index: int) -> Image.Image:
+        base_index, view = divmod(index, self.views + 1)
+        image = self.base.load(base_index)
+        if not view:
+            return image
+        rng = np.random.default_rng([self.seed, base_index, view])
+        w, h = image.size
+        scale = rng.uniform(0.6, 0.9)
+        cw, ch = max(1, int(w * scale)), max(1, int(h * scale))
+        left, top = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
+        view_image = image.crop((left, top, left + cw, top + ch))
+        return view_image.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if rng.random() < 0.5 else view_image
+
+    def subset(self, indices: list[int]) -> ImageSet:
+        raise NotImplementedError("take a subset of the base set, then augment it")

@@ -5,8 +5,10 @@ upload is sent at most once per run: sizes come from local encoding (free), and 
 reference and the compressed answers cost backend calls.
 
 With `monotone=True` (training), answers are assumed monotone in the ladder (one that survives
-q=15 survives above it): the lowest surviving rung is found by bisection, about log2 of the
-ladder in calls, and the other rungs are inferred. Rungs actually uploaded keep their real answer.
+q=15 survives above it): the lowest surviving rung is found by a galloping search from the
+cheapest rung (1, 1, 2, 4, ... rungs up, then bisection), which costs one or two calls for the
+usual image that survives a low quality and at most about 2*log2 of the ladder for the rest.
+The other rungs are inferred; rungs actually uploaded keep their real answer.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ class OutcomeTable:
         self.scoring = scoring or Scoring()
         self._sizes: dict[int, tuple[int, ...]] = {}
         self._references: dict[int, tuple[Recognition, int]] = {}
+        self._reference_bytes: dict[int, int] = {}
         self._answers: dict[tuple[int, Action], Recognition] = {}
         self.monotone = monotone
         self.resolved: dict[str, list[bool]] = dict(resolved or {})
@@ -69,6 +72,15 @@ class OutcomeTable:
             self._references[index] = (self.backend.recognize(encoded.data), encoded.info.bytes)
         return self._references[index]
 
+    def reference_bytes(self, index: int) -> int:
+        """Size of the reference upload; local encoding only, no backend call."""
+        if index not in self._reference_bytes:
+            if index in self._references:
+                self._reference_bytes[index] = self._references[index][1]
+            else:
+                self._reference_bytes[index] = encode(self.images.load(index), self.reference_action).info.bytes
+        return self._reference_bytes[index]
+
     def answer(self, index: int, action: Action) -> Recognition:
         key = (index, action)
         if key not in self._answers:
@@ -80,27 +92,27 @@ class OutcomeTable:
 
     def outcome(self, index: int, action_index: int) -> Outcome:
         action = self.ladder[action_index]
-        reference, reference_bytes = self.reference(index)
+        reference_bytes = self.reference_bytes(index)
         size = self.sizes(index)[action_index]
         if self.monotone and not self.known(index, action_index):
             is_hit = self.hits(index)[action_index]
         else:
-            is_hit = self.scoring.hit(reference, self.answer(index, action))
+            is_hit = self._real_hit(index, action_index)
         return Outcome(action, size, reference_bytes, is_hit, self.scoring.reward(is_hit, size, reference_bytes))
 
     def hits(self, index: int) -> list[bool]:
-        """Every rung's hit for image `index`: uploaded each, or bisected in monotone mode."""
+        """Every rung's hit for image `index`: uploaded each, or searched and inferred in monotone mode."""
         if not self.monotone:
             return [self.outcome(index, a).hit for a in range(len(self.ladder))]
         name = self.images.name(index)
         if name not in self.resolved:
-            self.resolved[name] = self._bisect(index)
+            self.resolved[name] = self._search(index)
         return self.resolved[name]
 
     def _real_hit(self, index: int, action_index: int) -> bool:
         return self.scoring.hit(self.reference(index)[0], self.answer(index, self.ladder[action_index]))
 
-    def _bisect(self, index: int) -> list[bool]:
+    def _search(self, index: int) -> list[bool]:
         n, actions = len(self.ladder), self.ladder.actions
         lo, hi = -1, actions.index(self.reference_action) if self.reference_action in actions else n - 1
         for a in range(hi + 1):  # answers already paid for narrow the search for free
@@ -110,6 +122,14 @@ class OutcomeTable:
                 else:
                     lo = max(lo, a)
         lo = min(lo, hi - 1)  # non-monotone evidence: trust the lowest real hit
+        gap, probes = 1, 0
+        while hi - lo > 1:
+            probe = min(lo + gap, hi - 1)
+            if self._real_hit(index, probe):
+                hi = probe
+                break
+            lo, probes = probe, probes + 1
+            gap = gap * 2 if probes >= 2 else 1
         while hi - lo > 1:
             mid = (lo + hi) // 2
             if self._real_hit(index, mid):

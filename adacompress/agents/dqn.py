@@ -2,7 +2,13 @@
 
 Images are independent, so each episode is one step and gamma is 0: Q(s, a) estimates the
 immediate reward `alpha * hit - beta * bytes / reference_bytes` (AdaCompress bootstrapped with
-gamma 0.95 across unrelated images; we don't).
+gamma 0.95 across unrelated images; we don't). Training divides rewards by alpha: the best action
+is unchanged, and errors stay inside the quadratic zone of SB3's Huber loss (with alpha > 1 the
+loss turns linear and the network learns medians, i.e. overconfident hits).
+
+The default `known-cost` head uses what is known locally: the probe observation ends with every
+rung's bytes / reference bytes, so Q(s, a) = P(hit | s, a) - (beta / alpha) * size_ratio(s, a)
+with only the hit probability learned (a sigmoid over an MLP). The `mlp` head is SB3's plain one.
 
 Agent files are zip archives holding `agent.json` (config, ladder, scoring, featurizer and the
 SHA-256 of the weights) and `weights.npz` (the Q-network's tensors). Loading reads JSON and
@@ -25,6 +31,7 @@ import numpy as np
 import torch
 from PIL import Image
 from stable_baselines3 import DQN
+from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 
 from adacompress.agents.policies import Policy
 from adacompress.codec import Action, Ladder
@@ -35,6 +42,12 @@ from adacompress.scoring import HitRule, Scoring
 
 AGENT_FORMAT = "adacompress-agent"
 AGENT_FORMAT_VERSION = 1
+
+
+class AgentConfigError(AdaCompressError, ValueError):
+    """A combination of agent settings that cannot work."""
+
+    code = "bad_agent_config"
 
 
 class AgentFileError(AdaCompressError):
@@ -61,7 +74,11 @@ class AgentConfig:
     exploration_final_eps: float = 0.05
     """Counterfactual transitions cover every rung, so exploration barely matters."""
     featurizer: str = "probe"
-    """Observation: `probe` (36-d robustness probe) or `embedding` (1280-d)."""
+    """Observation: `probe` (30-d robustness probe) or `embedding` (1280-d)."""
+    head: str = "known-cost"
+    """`known-cost` (learned hit probability minus the known size term; needs `probe`) or `mlp`."""
+    size_weight: float = 1.0
+    """beta / alpha of the scoring the agent was trained for (the known-cost head's size weight)."""
     seed: int = 0
 
 
@@ -73,13 +90,42 @@ def _spaces_env(dim: int, low: float, high: float, n_actions: int) -> gym.Env:
     return env
 
 
+class KnownCostQNetwork(QNetwork):
+    """Q = sigmoid(MLP(obs)) - size_weight * obs[:, -n_actions:], the last entries being size ratios."""
+
+    def __init__(self, *args: Any, size_weight: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.size_weight = size_weight
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        hit_logits = self.q_net(self.extract_features(obs, self.features_extractor))
+        return torch.sigmoid(hit_logits) - self.size_weight * obs[:, -int(self.action_space.n):]
+
+
+class KnownCostPolicy(DQNPolicy):
+    def __init__(self, *args: Any, size_weight: float = 1.0, **kwargs: Any) -> None:
+        self.size_weight = size_weight  # read by make_q_net, which the parent constructor calls
+        super().__init__(*args, **kwargs)
+
+    def make_q_net(self) -> QNetwork:
+        net_args = self._update_features_extractor(self.net_args, features_extractor=None)
+        return KnownCostQNetwork(**net_args, size_weight=self.size_weight).to(self.device)
+
+
 def build_dqn(env: gym.Env, config: AgentConfig) -> DQN:
+    if config.head == "known-cost" and config.featurizer != "probe":
+        raise AgentConfigError("the known-cost head needs the probe featurizer "
+                               "(its observation ends with size ratios)")
+    policy_kwargs: dict[str, Any] = {"net_arch": list(config.net_arch)}
+    if config.head == "known-cost":
+        policy_kwargs["size_weight"] = config.size_weight
     return DQN(
-        "MlpPolicy", env, gamma=0.0, learning_rate=config.learning_rate, buffer_size=config.buffer_size,
+        KnownCostPolicy if config.head == "known-cost" else "MlpPolicy", env, gamma=0.0,
+        learning_rate=config.learning_rate, buffer_size=config.buffer_size,
         learning_starts=config.learning_starts, batch_size=config.batch_size, train_freq=1,
         gradient_steps=config.gradient_steps, target_update_interval=config.target_update_interval,
         exploration_fraction=0.2, exploration_final_eps=config.exploration_final_eps,
-        policy_kwargs={"net_arch": list(config.net_arch)}, seed=config.seed, device="cpu", verbose=0,
+        policy_kwargs=policy_kwargs, seed=config.seed, device="cpu", verbose=0,
     )
 
 

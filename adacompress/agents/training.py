@@ -54,7 +54,7 @@ class CounterfactualCallback(BaseCallback):
         add_image_transitions(self.model, self.env, info["index"], skip_action=taken)
         if self.checkpoint_every and self.num_timesteps % self.checkpoint_every == 0:
             self.save_checkpoint(self.num_timesteps)
-        if self.calls >= self.max_calls:
+        if self.calls + len(self.env.ladder) + 1 > self.max_calls:  # the next new image could overshoot
             self.stopped_by_budget = True
             log.warning("stopping: %d backend calls reached the budget of %d", self.calls, self.max_calls)
             return False

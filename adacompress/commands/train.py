@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from adacompress.agents.dqn import AgentConfig
@@ -20,6 +20,7 @@ from adacompress.commands._common import (
 from adacompress.envs.jpeg_quality import JpegQualityEnv
 from adacompress.evaluation import evaluate_policy
 from adacompress.features import make_featurizer
+from adacompress.images import AugmentedImageSet
 from adacompress.outcomes import OutcomeTable
 
 
@@ -30,8 +31,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="agent file to write (.zip)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--featurizer", choices=("probe", "embedding"), default="probe")
+    parser.add_argument("--head", choices=("known-cost", "mlp"), default="known-cost",
+                        help="Q-network head: learned hit probability minus the known size term, or a plain MLP")
     parser.add_argument("--net-arch", default="64,64", help="hidden layer widths, comma separated")
     parser.add_argument("--gradient-steps", type=int, default=AgentConfig.gradient_steps)
+    parser.add_argument("--views", type=int, default=0,
+                        help="also train on this many seeded random crops of each image (more examples per call)")
     parser.add_argument("--checkpoint-every", type=int, default=500, help="env steps between checkpoints")
     parser.add_argument("--resume", action="store_true", help="continue from --out and its .state.json")
     parser.add_argument("--heldout", choices=("even", "odd"), help="after training, evaluate on this subset "
@@ -43,13 +48,19 @@ def run(args: argparse.Namespace) -> int:
     ladder, scoring = ladder_from_args(args), scoring_from_args(args)
     backend = backend_from_args(args)
     images = load_images(args.images, args.subset)
+    if args.views:
+        images = AugmentedImageSet(images, args.views, args.seed)
     config = AgentConfig(net_arch=tuple(int(w) for w in args.net_arch.split(",")), featurizer=args.featurizer,
+                         head=args.head, size_weight=scoring.beta / scoring.alpha,
                          gradient_steps=args.gradient_steps, seed=args.seed)
-    env = JpegQualityEnv(images, backend, ladder, scoring=scoring, featurizer=make_featurizer(args.featurizer, ladder),
-                         infer_monotone=True)
+    # Rewards divided by alpha: same best actions, and errors stay in the Huber loss's quadratic zone.
+    unit_scoring = replace(scoring, alpha=1.0, beta=scoring.beta / scoring.alpha)
+    env = JpegQualityEnv(images, backend, ladder, scoring=unit_scoring,
+                         featurizer=make_featurizer(args.featurizer, ladder), infer_monotone=True)
     env.reset(seed=args.seed)
     training = {"backend": backend.name, "images": str(args.images), "subset": args.subset,
-                "image_count": len(images), "steps_requested": args.steps, "max_calls": args.max_calls,
+                "image_count": len(images), "views_per_image": args.views, "steps_requested": args.steps,
+                "max_calls": args.max_calls,
                 "seed": args.seed}
     agent, report = train_agent(env, config, args.steps, args.out, args.max_calls, args.checkpoint_every,
                                 args.resume, progress_bar=not args.no_progress, metadata={"training": training})
