@@ -1,1 +1,27 @@
-"""Fake servers of each cloud API, for offline tests and dry runs."""
+"""Fake servers of each cloud API, for offline tests and dry runs: real HTTP on loopback, real wire formats."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from adacompress.cloud_backends.fakes.baidu import BaiduFake
+from adacompress.cloud_backends.fakes.facepp import FaceppFake
+from adacompress.cloud_backends.fakes.google import GoogleFake
+from adacompress.cloud_backends.fakes.rekognition import RekognitionFake
+from adacompress.cloud_backends.fakes.server import FakeLabeler, FakeRequest, FakeServer, Faults, Reply
+
+FAKES: dict[str, type[FakeServer]] = {
+    "rekognition": RekognitionFake, "baidu": BaiduFake, "facepp": FaceppFake, "google": GoogleFake,
+}
+
+
+def make_fake(provider: str, **options: Any) -> FakeServer:
+    """An unstarted fake for `provider` (host, port, variant, top_k, credentials as keywords)."""
+    try:
+        return FAKES[provider](**options)
+    except KeyError:
+        raise KeyError(f"no fake for {provider!r}; fakes exist for {', '.join(sorted(FAKES))}") from None
+
+
+__all__ = ["FAKES", "BaiduFake", "FaceppFake", "FakeLabeler", "FakeRequest", "FakeServer", "Faults",
+           "GoogleFake", "RekognitionFake", "Reply", "make_fake"]

@@ -1,0 +1,154 @@
+"""Baidu AI Cloud general object and scene recognition (`advanced_general`) over httpx.
+
+Keys come from `BAIDU_API_KEY` / `BAIDU_SECRET_KEY`, the endpoint from `BAIDU_ENDPOINT`
+(default https://aip.baidubce.com). The OAuth `client_credentials` token is cached until 30 s
+before it expires (as the official SDK does) and refreshed once when a call answers 110/111.
+Baidu reports errors in the body with HTTP 200; `map_error` turns its codes into our types.
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+import time
+from typing import Any
+
+import httpx
+
+from adacompress.cloud_backends.base import (
+    AuthError,
+    BackendError,
+    BackendUnavailable,
+    Label,
+    QuotaExhausted,
+    Throttled,
+    VisionBackend,
+)
+from adacompress.cloud_backends.breaker import DailyQuotaExhausted, next_midnight, time_zone
+from adacompress.cloud_backends.http import HttpBackend, env_secret, retry_after_s
+from adacompress.cloud_backends.limits import BAIDU_LIMITS, check_image, check_request_size
+from adacompress.cloud_backends.redact import redact, register_secret
+from adacompress.cloud_backends.registry import register_backend
+from adacompress.cloud_backends.stack import build_stack
+from adacompress.errors import BadImage, NotAnImage, UnsupportedFormat
+
+TOKEN_PATH = "/oauth/2.0/token"
+CLASSIFY_PATH = "/rest/2.0/image-classify/v2/advanced_general"
+TOKEN_MARGIN_S = 30.0
+REQUIRED_SCOPE = "brain_all_scope"
+QUOTA_ZONE = time_zone("Asia/Shanghai", 8.0)
+"""Baidu's daily limits are assumed to reset at midnight China Standard Time (unverified)."""
+FREE_TIER_QPS = 2.0
+
+_TOKEN_ERRORS = {110, 111}
+_THROTTLED = {4, 18}
+_TRANSIENT = {1, 2, 216630, 282000}
+_AUTH = {6, 13, 14, 15, 100, 216110}
+_BAD_IMAGE: dict[int, type[BadImage]] = {216200: NotAnImage, 216201: UnsupportedFormat, 216202: BadImage}
+
+
+def map_error(body: dict[str, Any]) -> Exception:
+    """Our typed error for a Baidu `{"error_code", "error_msg"}` body."""
+    code = body.get("error_code")
+    text = f"baidu: {redact(str(body.get('error_msg', '')))} (error_code {code})"
+    if code == 17:
+        return DailyQuotaExhausted(f"{text}; the daily quota resets at midnight Beijing time",
+                                   reset_at=next_midnight(QUOTA_ZONE))
+    if code == 19:
+        return QuotaExhausted(f"{text}; the account's total call quota is spent")
+    if code in _THROTTLED:
+        return Throttled(text)
+    if code in _TRANSIENT:
+        return BackendUnavailable(text)
+    if code in _AUTH or code in _TOKEN_ERRORS:
+        return AuthError(f"{text}; check BAIDU_API_KEY, BAIDU_SECRET_KEY and the app's enabled APIs")
+    if code in _BAD_IMAGE:
+        return _BAD_IMAGE[code](text)
+    return BackendError(text)
+
+
+class BaiduBackend(HttpBackend):
+    """`advanced_general` with a form-encoded base64 image; `keyword` and `score` (0..1) as labels."""
+
+    name = "baidu"
+    endpoint_env = "BAIDU_ENDPOINT"
+    default_endpoint = "https://aip.baidubce.com"
+    default_limits = BAIDU_LIMITS
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self._api_key = env_secret("BAIDU_API_KEY", self.name)
+        self._secret_key = env_secret("BAIDU_SECRET_KEY", self.name)
+        self._token: str | None = None
+        self._token_expires = 0.0
+        self._token_lock = threading.Lock()
+        self.token_fetches = 0
+
+    def _recognize(self, image_bytes: bytes) -> tuple[list[Label], dict[str, Any]]:
+        check_image(image_bytes, self.limits, self.name)
+        encoded = base64.b64encode(image_bytes).decode("ascii")
+        check_request_size(len(encoded), self.limits, self.name)
+        token = self._access_token()
+        body = self._classify(encoded, token)
+        if body.get("error_code") in _TOKEN_ERRORS:
+            self._drop_token(token)
+            body = self._classify(encoded, self._access_token())
+        if "error_code" in body:
+            raise map_error(body)
+        labels = [Label(str(item["keyword"]), float(item["score"])) for item in body.get("result", [])]
+        return labels, body
+
+    def _classify(self, encoded: str, token: str) -> dict[str, Any]:
+        response = self._post(CLASSIFY_PATH, params={"access_token": token}, data={"image": encoded})
+        return self._json(response, "advanced_general")
+
+    def _json(self, response: httpx.Response, what: str) -> dict[str, Any]:
+        """The JSON body; HTTP-level failures (gateways, 5xx) become typed errors first."""
+        if response.status_code == 429:
+            raise Throttled(f"baidu: {what} answered HTTP 429", retry_after_s(response.headers))
+        if response.status_code >= 500:
+            raise BackendUnavailable(f"baidu: {what} answered HTTP {response.status_code}")
+        try:
+            body = response.json()
+        except ValueError as exc:
+            raise BackendUnavailable(f"baidu: {what} answered HTTP {response.status_code} with a body that "
+                                     "is not JSON") from exc
+        if not isinstance(body, dict):
+            raise BackendError(f"baidu: {what} answered an unexpected {type(body).__name__}")
+        return body
+
+    def _access_token(self) -> str:
+        with self._token_lock:
+            if self._token is None or time.time() >= self._token_expires:
+                self._token, self._token_expires = self._fetch_token()
+            return self._token
+
+    def _drop_token(self, token: str) -> None:
+        """Forget `token` if it is still the cached one (another thread may have refreshed it)."""
+        with self._token_lock:
+            if self._token == token:
+                self._token = None
+
+    def _fetch_token(self) -> tuple[str, float]:
+        """POST the client_credentials grant (parameters in the query, as Baidu documents it)."""
+        self.token_fetches += 1
+        response = self._post(TOKEN_PATH, params={"grant_type": "client_credentials",
+                                                  "client_id": self._api_key, "client_secret": self._secret_key})
+        body = self._json(response, "the token endpoint")
+        if "access_token" not in body:
+            reason = f"{body.get('error', 'no access_token')}: {body.get('error_description', '')}".strip(": ")
+            raise AuthError(f"baidu: the token endpoint refused the keys ({redact(reason)}); check "
+                            "BAIDU_API_KEY and BAIDU_SECRET_KEY")
+        token = str(body["access_token"])
+        register_secret(token)
+        if REQUIRED_SCOPE not in str(body.get("scope", "")).split():
+            raise AuthError(f"baidu: the token's scope lacks {REQUIRED_SCOPE}, so it cannot call the AI APIs "
+                            "with access_token; enable image recognition for this app in the Baidu console")
+        expires_in = float(body.get("expires_in", 0))
+        return token, time.time() + max(0.0, expires_in - TOKEN_MARGIN_S)
+
+
+@register_backend("baidu")
+def _make_baidu(**options: Any) -> VisionBackend:
+    """Defaults to the free tier's 2 QPS; pass `qps=` for paid plans."""
+    return build_stack(BaiduBackend, options, default_qps=FREE_TIER_QPS)

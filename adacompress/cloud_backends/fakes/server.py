@@ -1,0 +1,222 @@
+"""The machinery every fake provider shares: a loopback HTTP server, fault switches, local labels.
+
+A fake is a real `ThreadingHTTPServer` on a background thread, so clients go through their
+real HTTP stack (httpx, botocore, retries, timeouts). Labels come from the local ImageNet
+classifier on the uploaded bytes, so they degrade with JPEG quality as a real API's do.
+Subclasses parse the provider's wire format and format its answers and errors.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import threading
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from adacompress.cloud_backends.local import LocalBackend
+from adacompress.cloud_backends.redact import redact
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Faults:
+    """Switches a test flips to make the fake misbehave like the real API does."""
+
+    throttle_next: int = 0
+    """Answer the next N recognition calls with the provider's throttling error."""
+    fail_next: int = 0
+    """Answer the next N recognition calls with the provider's internal (5xx-class) error."""
+    quota_exhausted: bool = False
+    """Answer every recognition call with the provider's quota error."""
+    daily_limit: int | None = None
+    """Answer calls after this many successful ones with the quota error."""
+    delay_s: float = 0.0
+    """Wait this long before answering a recognition call."""
+    qps_limit: float | None = None
+    """Throttle calls beyond this many per second (sliding one-second window)."""
+    bad_credentials: bool = False
+    """Treat the configured credentials as revoked."""
+    retry_after_s: float | None = None
+    """Send this Retry-After (seconds) with throttling errors."""
+
+
+@dataclass(frozen=True)
+class FakeRequest:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    """Header names lower-cased."""
+    body: bytes
+
+
+@dataclass
+class Reply:
+    status: int
+    body: bytes
+    content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def json(cls, status: int, payload: Any, **headers: str) -> Reply:
+        return cls(status, json.dumps(payload).encode(), headers=dict(headers))
+
+    @classmethod
+    def text(cls, status: int, text: str) -> Reply:
+        return cls(status, text.encode(), content_type="text/plain")
+
+
+class FakeLabeler:
+    """Top-k ImageNet labels of the uploaded bytes, with confidences calibrated like a cloud API's.
+
+    Softmax probabilities over 1000 classes are small (0.02-0.9); cloud APIs report 50-99 for
+    their top labels. `p ** confidence_power` (0.2 by default) maps 0.03 to 0.5 and 0.5 to 0.87.
+    """
+
+    def __init__(self, variant: str = "lite0", top_k: int = 10, confidence_power: float = 0.2) -> None:
+        self.backend = LocalBackend(variant, max_labels=top_k)
+        self.confidence_power = confidence_power
+
+    def labels(self, image_bytes: bytes) -> list[tuple[str, float]]:
+        """(ImageNet name, confidence 0..1), best first; raises `BadImage` if the bytes do not decode."""
+        answer = self.backend.recognize(image_bytes)
+        return [(label.name, label.score ** self.confidence_power) for label in answer.labels]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "AdaCompressFake/1.0"
+    timeout = 30
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    def do_POST(self) -> None:
+        self._serve()
+
+    def _serve(self) -> None:
+        fake: FakeServer = self.server.fake  # type: ignore[attr-defined]
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        url = urlsplit(self.path)
+        request = FakeRequest(self.command, url.path, dict(parse_qsl(url.query, keep_blank_values=True)),
+                              {k.lower(): v for k, v in self.headers.items()}, body)
+        try:
+            reply = fake.handle(request)
+        except Exception:
+            log.exception("fake %s: handler failed on %s %s", fake.provider, self.command, url.path)
+            reply = fake.internal_error()
+        try:
+            self.send_response(reply.status)
+            self.send_header("Content-Type", reply.content_type)
+            self.send_header("Content-Length", str(len(reply.body)))
+            for name, value in reply.headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(reply.body)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client gave up (timeout); nothing to answer
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (BaseHTTPRequestHandler's name)
+        log.debug("fake %s: %s", self.server.fake.provider, redact(format % args))  # type: ignore[attr-defined]
+
+
+class FakeServer(ABC):
+    """One provider's API on loopback; use as a context manager or `start()`/`stop()`."""
+
+    provider: str = "fake"
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, variant: str = "lite0", top_k: int = 10) -> None:
+        self.faults = Faults()
+        self.labeler = FakeLabeler(variant, top_k)
+        self.calls = 0
+        """Recognition requests received, whatever their fate."""
+        self.answered = 0
+        """Recognition requests answered with labels."""
+        self._lock = threading.Lock()
+        self._arrivals: collections.deque[float] = collections.deque()
+        self._stopping = threading.Event()
+        self._httpd = ThreadingHTTPServer((host, port), _Handler)
+        self._httpd.daemon_threads = True
+        self._httpd.block_on_close = False
+        self._httpd.fake = self  # type: ignore[attr-defined]
+        self._thread: threading.Thread | None = None
+
+    @property
+    def endpoint(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    @abstractmethod
+    def env(self) -> dict[str, str]:
+        """Environment variables that point this provider's client at the fake, credentials included."""
+
+    @abstractmethod
+    def handle(self, request: FakeRequest) -> Reply:
+        """Answer one HTTP request in the provider's wire format."""
+
+    @abstractmethod
+    def internal_error(self) -> Reply:
+        """The provider's reply to an internal failure."""
+
+    def start(self) -> FakeServer:
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name=f"fake-{self.provider}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def __enter__(self) -> FakeServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def begin_call(self) -> str | None:
+        """Count a recognition call, apply the delay, and return the fault it meets, if any.
+
+        Faults are checked in the order real APIs apply them: quota, throttling, then failure.
+        """
+        with self._lock:
+            self.calls += 1
+            delay = self.faults.delay_s
+        if delay:
+            self._stopping.wait(delay)
+        with self._lock:
+            faults, now = self.faults, time.monotonic()
+            if faults.quota_exhausted or (faults.daily_limit is not None and self.answered >= faults.daily_limit):
+                return "quota"
+            if faults.throttle_next > 0:
+                faults.throttle_next -= 1
+                return "throttle"
+            while self._arrivals and now - self._arrivals[0] >= 1.0:
+                self._arrivals.popleft()
+            if faults.qps_limit is not None and len(self._arrivals) >= faults.qps_limit:
+                return "qps"
+            self._arrivals.append(now)
+            if faults.fail_next > 0:
+                faults.fail_next -= 1
+                return "unavailable"
+        return None
+
+    def answer_labels(self, image_bytes: bytes) -> list[tuple[str, float]]:
+        """Labels for a call that passed every check; counts it as answered."""
+        labels = self.labeler.labels(image_bytes)
+        with self._lock:
+            self.answered += 1
+        return labels
+
+    def throttle_headers(self) -> dict[str, str]:
+        after = self.faults.retry_after_s
+        return {} if after is None else {"Retry-After": f"{after:g}"}

@@ -1,0 +1,42 @@
+"""`adacompress fake-cloud`: run one provider's fake API on loopback until Ctrl-C.
+
+It prints the endpoint and the environment variables that point the real client at it (the
+fake's own throwaway credentials included), so `train`, `eval` or any boto3/httpx code can be
+tried end to end without an account or a bill.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import threading
+
+from adacompress.cloud_backends.fakes import FAKES, make_fake
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--provider", required=True, choices=sorted(FAKES), help="which API to fake")
+    parser.add_argument("--port", type=int, default=0, help="port to listen on (default: any free port)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    parser.add_argument("--variant", default="lite0", help="local model computing the labels (default: lite0)")
+    parser.add_argument("--qps-limit", type=float, help="throttle calls beyond this rate, like the real quota")
+    parser.add_argument("--daily-limit", type=int, help="answer the quota error after this many calls")
+    parser.add_argument("--delay-s", type=float, default=0.0, help="wait this long before each answer")
+
+
+def run(args: argparse.Namespace) -> int:
+    fake = make_fake(args.provider, host=args.host, port=args.port, variant=args.variant)
+    fake.faults.qps_limit = args.qps_limit
+    fake.faults.daily_limit = args.daily_limit
+    fake.faults.delay_s = args.delay_s
+    with fake:
+        print(f"adacompress fake-cloud: fake {args.provider} API listening on {fake.endpoint}")
+        print("Point a client at it with (fake credentials, accepted only by this server):")
+        for name, value in fake.env().items():
+            print(f"  export {name}={shlex.quote(value)}")
+        print("Press Ctrl-C to stop.", flush=True)
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            print(f"\nadacompress fake-cloud: stopped after {fake.calls} recognition calls")
+    return 0
