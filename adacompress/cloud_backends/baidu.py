@@ -9,6 +9,7 @@ Baidu reports errors in the body with HTTP 200; `map_error` turns its codes into
 from __future__ import annotations
 
 import base64
+import os
 import threading
 import time
 from typing import Any
@@ -39,6 +40,8 @@ REQUIRED_SCOPE = "brain_all_scope"
 QUOTA_ZONE = time_zone("Asia/Shanghai", 8.0)
 """Baidu's daily limits are assumed to reset at midnight China Standard Time (unverified)."""
 FREE_TIER_QPS = 2.0
+QPS_ENV = "BAIDU_QPS"
+"""Overrides the default client-side rate (paid plans allow more) where no `qps=` option is given."""
 
 _TOKEN_ERRORS = {110, 111}
 _THROTTLED = {4, 18}
@@ -150,5 +153,5 @@ class BaiduBackend(HttpBackend):
 
 @register_backend("baidu")
 def _make_baidu(**options: Any) -> VisionBackend:
-    """Defaults to the free tier's 2 QPS; pass `qps=` for paid plans."""
-    return build_stack(BaiduBackend, options, default_qps=FREE_TIER_QPS)
+    """Paced at the free tier's 2 QPS unless `qps=` or `BAIDU_QPS` says otherwise."""
+    return build_stack(BaiduBackend, options, default_qps=float(os.environ.get(QPS_ENV) or FREE_TIER_QPS))

@@ -118,7 +118,7 @@ def test_too_large_fails_before_upload(provider, fake, make_backend, images):
     oversized = images.jpeg() + b"\0" * LIMIT_BYTES[provider]  # decoders ignore trailing bytes; the limit does not
     with pytest.raises(ImageTooLarge, match=f"{provider}: image is .* bytes.*the limit is {LIMIT_BYTES[provider]:,}"):
         make_backend().recognize(oversized)
-    assert fake.calls == 0
+    assert fake.requests == 0
 
 
 @pytest.mark.parametrize("kind", ["format", "garbage", "empty"])
@@ -128,7 +128,7 @@ def test_bad_format_fails_before_upload(provider, fake, make_backend, kind, imag
     expected = UnsupportedFormat if kind == "format" else NotAnImage
     with pytest.raises(expected, match=provider):
         make_backend().recognize(data)
-    assert fake.calls == 0
+    assert fake.requests == 0
 
 
 def test_too_small_fails_before_upload(provider, fake, make_backend, images):
@@ -136,7 +136,7 @@ def test_too_small_fails_before_upload(provider, fake, make_backend, images):
         pytest.skip("Google documents no minimum size")
     with pytest.raises(ImageTooSmall, match=r"20x20 px; each side must be at least \d+ px"):
         make_backend().recognize(images.jpeg(size=(20, 20)))
-    assert fake.calls == 0
+    assert fake.requests == 0
 
 
 def test_fake_enforces_the_same_limits(provider, fake, make_backend, images):

@@ -39,14 +39,15 @@ def parse_form(request: FakeRequest) -> dict[str, bytes]:
 
 
 class FaceppFake(FakeServer):
-    """Accepts one api_key / api_secret pair."""
+    """Accepts one api_key / api_secret pair; labels in `scene_classes` are reported as scenes."""
 
     provider = "facepp"
 
     def __init__(self, *args, api_key: str = DEFAULT_API_KEY, api_secret: str = DEFAULT_API_SECRET,
-                 **kwargs) -> None:
+                 scene_classes: frozenset[str] = SCENE_CLASSES, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.api_key, self.api_secret = api_key, api_secret
+        self.scene_classes = scene_classes
 
     def env(self) -> dict[str, str]:
         return {"FACEPP_ENDPOINT": self.endpoint, "FACEPP_API_KEY": self.api_key,
@@ -97,7 +98,7 @@ class FaceppFake(FakeServer):
             return self._error(400, f"IMAGE_FILE_TOO_LARGE:{field}")
         except BadImage:
             return self._error(400, f"INVALID_IMAGE_SIZE:{field}")
-        scenes = [{"value": n, "confidence": round(s * 100, 3)} for n, s in labels if n in SCENE_CLASSES]
-        objects = [{"value": n, "confidence": round(s * 100, 3)} for n, s in labels if n not in SCENE_CLASSES]
+        scenes = [{"value": n, "confidence": round(s * 100, 3)} for n, s in labels if n in self.scene_classes]
+        objects = [{"value": n, "confidence": round(s * 100, 3)} for n, s in labels if n not in self.scene_classes]
         return Reply.json(200, {"request_id": self._request_id(), "time_used": 80 + secrets.randbelow(60),
                                 "image_id": secrets.token_urlsafe(16), "scenes": scenes, "objects": objects})

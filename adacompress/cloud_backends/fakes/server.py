@@ -106,6 +106,8 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         url = urlsplit(self.path)
+        with fake._lock:
+            fake.requests += 1
         request = FakeRequest(self.command, url.path, dict(parse_qsl(url.query, keep_blank_values=True)),
                               {k.lower(): v for k, v in self.headers.items()}, body)
         try:
@@ -136,8 +138,10 @@ class FakeServer(ABC):
     def __init__(self, host: str = "127.0.0.1", port: int = 0, variant: str = "lite0", top_k: int = 10) -> None:
         self.faults = Faults()
         self.labeler = FakeLabeler(variant, top_k)
+        self.requests = 0
+        """HTTP requests received on any path (token requests included)."""
         self.calls = 0
-        """Recognition requests received, whatever their fate."""
+        """Recognition requests that passed the credential check, whatever their fate."""
         self.answered = 0
         """Recognition requests answered with labels."""
         self._lock = threading.Lock()
