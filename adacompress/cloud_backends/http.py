@@ -47,14 +47,18 @@ def retry_after_s(headers: httpx.Headers) -> float | None:
 
 
 class HttpBackend(VisionBackend):
-    """A provider spoken to over HTTPS with httpx; subclasses build the request and map the answer."""
+    """A provider spoken to over HTTPS with httpx; subclasses build the request and map the answer.
+
+    `min_score` defaults to 0: these APIs already choose which labels to return (AdaCompress kept
+    them all); callers filter further in scoring.
+    """
 
     endpoint_env: str = ""
     default_endpoint: str = ""
     default_limits: ImageLimits
 
     def __init__(self, endpoint: str | None = None, connect_timeout_s: float = 3.0,
-                 read_timeout_s: float = 15.0, max_labels: int = 10, min_score: float = 0.5,
+                 read_timeout_s: float = 15.0, max_labels: int = 10, min_score: float = 0.0,
                  limits: ImageLimits | None = None) -> None:
         super().__init__(max_labels=max_labels, min_score=min_score)
         self.endpoint = (endpoint or os.environ.get(self.endpoint_env) or self.default_endpoint).rstrip("/")
