@@ -11,9 +11,16 @@ from adacompress.cloud_backends.base import (
     Throttled,
     VisionBackend,
 )
+from adacompress.cloud_backends.breaker import CircuitOpen, DailyQuotaExhausted
+from adacompress.cloud_backends.cache import CachedBackend
+from adacompress.cloud_backends.cost import CostReport, cost_report
+from adacompress.cloud_backends.deadline import DeadlineExceeded
 from adacompress.cloud_backends.registry import backend_names, create_backend, register_backend
+from adacompress.cloud_backends.retry import ResilientBackend, RetryPolicy
 
 __all__ = [
-    "AuthError", "BackendError", "BackendUnavailable", "BadImage", "Label", "QuotaExhausted",
-    "Recognition", "Throttled", "VisionBackend", "backend_names", "create_backend", "register_backend",
+    "AuthError", "BackendError", "BackendUnavailable", "BadImage", "CachedBackend", "CircuitOpen", "CostReport",
+    "DailyQuotaExhausted", "DeadlineExceeded", "Label", "QuotaExhausted", "Recognition", "ResilientBackend",
+    "RetryPolicy", "Throttled", "VisionBackend", "backend_names", "create_backend", "cost_report",
+    "register_backend",
 ]

@@ -74,7 +74,7 @@ class DiskCache:
         self._outage = _Outage(f"the cache directory {self.root}", retry_s=60.0)
 
     def _path(self, key: str) -> Path:
-        name, params, digest = key.split(":")
+        name, params, digest = key.rsplit(":", 2)
         return self.root / name / params / digest[:2] / f"{digest}.json"
 
     def get(self, key: str) -> dict[str, Any] | None:
@@ -140,7 +140,10 @@ class RedisCache:
             self._outage.failed(exc)
             return None
         self._outage.recovered()
-        return None if value is None else json.loads(value)
+        try:
+            return None if value is None else json.loads(value)
+        except ValueError:
+            return None  # a foreign or corrupt value under our key is a miss; the next answer overwrites it
 
     def put(self, key: str, value: dict[str, Any]) -> None:
         if not self._outage.up():

@@ -53,6 +53,7 @@ def build_stack(raw_class: type[VisionBackend], options: dict[str, Any],
         known = sorted(accepted | set(POLICY_OPTIONS) | set(CACHE_OPTIONS) | {"price_per_1k_usd"})
         raise TypeError(f"{name}: unknown option(s) {', '.join(unknown)}; known: {', '.join(known)}")
     raw = raw_class(**options)
-    stack = CachedBackend(ResilientBackend(raw, policy), open_cache(**cache_options), raw.cache_params())
+    params = raw.cache_params()  # type: ignore[attr-defined]  # every cloud client defines it
+    stack = CachedBackend(ResilientBackend(raw, policy), open_cache(**cache_options), params)
     stack.price_per_1k_usd = DEFAULT_PRICE_PER_1K_USD.get(name, 0.0) if price is None else float(price)
     return stack

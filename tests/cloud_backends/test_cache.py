@@ -155,3 +155,14 @@ def test_disk_cache_on_an_unwritable_folder_degrades(tmp_path, caplog):
         cache.put("b:p:" + "1" * 64, {"labels": [], "raw": {}})
     assert cache.get("b:p:" + "0" * 64) is None
     assert len([r for r in caplog.records if "unavailable" in r.getMessage()]) == 1
+
+
+@pytest.mark.parametrize("provider", ["google"], indirect=True)
+def test_corrupt_redis_value_is_a_miss(provider, fake, make_backend, images, redis_prefix):
+    backend = make_backend(cache="redis", redis_url=REDIS_URL, cache_prefix=redis_prefix)
+    backend.recognize(images.jpeg())
+    client = redis.Redis.from_url(REDIS_URL)
+    (key,) = client.scan_iter(match=f"{redis_prefix}*")
+    client.set(key, b"\x00not json")
+    assert backend.recognize(images.jpeg()).labels
+    assert fake.calls == 2
