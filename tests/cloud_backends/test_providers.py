@@ -62,13 +62,12 @@ def test_retries_stop_at_max_attempts(provider, fake, make_backend, images):
     assert "gave up after 3 attempts" in " ".join(caught.value.__notes__)
 
 
+@pytest.mark.parametrize("provider", ["rekognition", "facepp", "google"], indirect=True)  # Baidu sends none
 def test_retry_after_is_honoured(provider, fake, make_backend, images):
     fake.faults.throttle_next, fake.faults.retry_after_s = 1, 0.6
     backend = make_backend()
     started = time.monotonic()
     backend.recognize(images.jpeg())
-    if provider == "baidu":  # Baidu reports throttling in the body, without Retry-After
-        return
     assert time.monotonic() - started >= 0.6
 
 
@@ -90,9 +89,8 @@ def test_daily_quota_opens_the_breaker(provider, fake, make_backend, images):
     assert fake.calls == 1, "the fake must see no call while the breaker is open"
 
 
+@pytest.mark.parametrize("provider", ["rekognition", "facepp"], indirect=True)  # no known reset time
 def test_breaker_lets_a_probe_through_after_its_time(provider, fake, make_backend, images):
-    if provider in ("baidu", "google"):
-        pytest.skip("their quota errors carry a known reset time (next midnight)")
     fake.faults.quota_exhausted = True
     backend = make_backend(quota_open_s=0.3)
     with pytest.raises(QuotaExhausted):
@@ -131,18 +129,16 @@ def test_bad_format_fails_before_upload(provider, fake, make_backend, kind, imag
     assert fake.requests == 0
 
 
+@pytest.mark.parametrize("provider", ["rekognition", "baidu", "facepp"], indirect=True)  # Google has no minimum
 def test_too_small_fails_before_upload(provider, fake, make_backend, images):
-    if provider == "google":
-        pytest.skip("Google documents no minimum size")
     with pytest.raises(ImageTooSmall, match=r"20x20 px; each side must be at least \d+ px"):
         make_backend().recognize(images.jpeg(size=(20, 20)))
     assert fake.requests == 0
 
 
+@pytest.mark.parametrize("provider", ["rekognition", "baidu", "facepp"], indirect=True)
 def test_fake_enforces_the_same_limits(provider, fake, make_backend, images):
     """With the client's pre-check loosened, the fake itself rejects a too-small image, unretried."""
-    if provider == "google":
-        pytest.skip("Google documents no minimum size")
     loose = ImageLimits(max_bytes=2**30, formats=frozenset({"JPEG", "PNG"}))
     with pytest.raises(BadImage):
         make_backend(limits=loose).recognize(images.jpeg(size=(20, 20)))
