@@ -62,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     """Parse `argv` and run one command; errors become one clear line and a non-zero exit code."""
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
     if args.command is None:
         parser.print_help()
