@@ -73,10 +73,12 @@ def test_demo_on_a_folder_writes_one_result_per_quality(capsys, image_folder, tm
     code, out, err = run_cli(capsys, "demo", "--images", str(image_folder), "--json", str(out_json),
                              "--backend", "local:lite0")
     assert code == 0, err
-    results = json.loads(out_json.read_text())
+    everything = json.loads(out_json.read_text())
     n_images = len(list(image_folder.iterdir()))
+    results, extra = everything[: len(DEFAULT_LADDER)], everything[len(DEFAULT_LADDER):]
 
     assert [r["policy"] for r in results] == [f"fixed:{a.quality}" for a in DEFAULT_LADDER.actions]
+    assert extra[0]["policy"] == "oracle" and extra[0]["accuracy"] == 1.0 and extra[0]["backend_calls"] == 0
     assert all(r["images"] == n_images for r in results)
     ratios = [r["bytes_vs_reference"] for r in results]
     assert all(a < b for a, b in zip(ratios, ratios[1:], strict=False)), ratios
@@ -87,6 +89,7 @@ def test_demo_on_a_folder_writes_one_result_per_quality(capsys, image_folder, tm
     assert sum(r["backend_calls"] for r in results) == n_images * len(DEFAULT_LADDER)
 
     assert f"{n_images} images, backend local:lite0" in out
+    assert "oracle: " in out and "the cheapest fixed quality as accurate" in out
     table_rows = [line for line in out.splitlines() if line.startswith("fixed:")]
     assert [row.split()[0] for row in table_rows] == [r["policy"] for r in results]
     assert f"{n_images * len(DEFAULT_LADDER)} backend calls" in out
