@@ -1,0 +1,33 @@
+"""The README's results table is generated from the committed benchmark JSON, never typed by hand."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_readme_starts_with_the_two_commands():
+    text = (ROOT / "README.md").read_text()
+    assert text.index("make demo") < text.index("## Usage")
+    assert text.index("make test") < text.index("## Usage")
+
+
+def test_readme_results_match_the_benchmark_json():
+    check = subprocess.run([sys.executable, str(ROOT / "bench" / "readme_table.py"), "--check"], cwd=ROOT)
+    assert check.returncode == 0, "README.md is out of date: run `python bench/readme_table.py`"
+
+
+def test_every_shipped_agent_has_a_matching_model_card():
+    from adacompress.agents.pretrained import file_sha256, model_card
+
+    agents = sorted((ROOT / "pretrained").glob("*.zip"))
+    assert agents, "no shipped agents"
+    for agent in agents:
+        card = model_card(agent)
+        assert card is not None, f"{agent.name} has no model card"
+        assert card["agent_sha256"] == file_sha256(agent)
+        assert {"backend", "ladder", "training", "heldout"} <= set(card)
+        assert card["training"]["backend_calls"] <= card["training"]["max_calls"]
