@@ -31,10 +31,6 @@ class Outcome:
     hit: bool
     reward: float
 
-    @property
-    def bytes_ratio(self) -> float:
-        return self.bytes / self.reference_bytes
-
 
 class OutcomeTable:
     """Lazily filled table of outcomes over an image set, a backend, a ladder and a reference."""
