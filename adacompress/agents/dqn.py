@@ -36,7 +36,7 @@ from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 from adacompress.agents.policies import Policy
 from adacompress.codec import Action, Ladder
 from adacompress.errors import AdaCompressError
-from adacompress.features import Featurizer, make_featurizer
+from adacompress.features import DEFAULT_PROBE, Featurizer, is_probe, make_featurizer
 from adacompress.outcomes import OutcomeTable
 from adacompress.scoring import HitRule, Scoring
 
@@ -73,8 +73,8 @@ class AgentConfig:
     target_update_interval: int = 100
     exploration_final_eps: float = 0.05
     """Counterfactual transitions cover every rung, so exploration barely matters."""
-    featurizer: str = "probe"
-    """Observation: `probe` (30-d robustness probe) or `embedding` (1280-d)."""
+    featurizer: str = DEFAULT_PROBE
+    """Observation: `probe:SURROGATE` (30-d robustness probe; plain `probe` is Lite0) or `embedding` (1280-d)."""
     head: str = "known-cost"
     """`known-cost` (learned hit probability minus the known size term; needs `probe`) or `mlp`."""
     size_weight: float = 1.0
@@ -113,7 +113,7 @@ class KnownCostPolicy(DQNPolicy):
 
 
 def build_dqn(env: gym.Env, config: AgentConfig) -> DQN:
-    if config.head == "known-cost" and config.featurizer != "probe":
+    if config.head == "known-cost" and not is_probe(config.featurizer):
         raise AgentConfigError("the known-cost head needs the probe featurizer "
                                "(its observation ends with size ratios)")
     policy_kwargs: dict[str, Any] = {"net_arch": list(config.net_arch)}

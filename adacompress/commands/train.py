@@ -19,7 +19,7 @@ from adacompress.commands._common import (
 )
 from adacompress.envs.jpeg_quality import JpegQualityEnv
 from adacompress.evaluation import evaluate_policy
-from adacompress.features import make_featurizer
+from adacompress.features import DEFAULT_PROBE, make_featurizer
 from adacompress.images import AugmentedImageSet
 from adacompress.outcomes import OutcomeTable
 
@@ -30,7 +30,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-calls", type=int, default=4000, help="stop when this many backend calls are spent")
     parser.add_argument("--out", type=Path, required=True, help="agent file to write (.zip)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--featurizer", choices=("probe", "embedding"), default="probe")
+    parser.add_argument("--featurizer", default=DEFAULT_PROBE,
+                        help="what the agent sees: probe:SURROGATE (lite0, lite1, lite2) or embedding")
     parser.add_argument("--head", choices=("known-cost", "mlp"), default="known-cost",
                         help="Q-network head: learned hit probability minus the known size term, or a plain MLP")
     parser.add_argument("--net-arch", default="64,64", help="hidden layer widths, comma separated")

@@ -1,0 +1,68 @@
+"""The agent's robustness probe: what each of its 30 numbers means, and which surrogate computes them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from adacompress.codec import DEFAULT_LADDER, REFERENCE_ACTION, Ladder, encode
+from adacompress.errors import AdaCompressError
+from adacompress.features import DEFAULT_PROBE, PROBE_RUNGS, Featurizer, ProbeFeaturizer, is_probe, make_featurizer
+
+
+@pytest.fixture(scope="module")
+def probe() -> ProbeFeaturizer:
+    return make_featurizer(DEFAULT_PROBE)
+
+
+def test_names_pick_the_surrogate():
+    assert make_featurizer("probe").variant == "lite0"  # agent files written before probe:VARIANT existed
+    assert make_featurizer("probe:lite1").variant == "lite1"
+    assert make_featurizer("probe:lite1").name == "probe:lite1"
+    assert type(make_featurizer("embedding")) is Featurizer
+    assert is_probe("probe") and is_probe("probe:lite2") and not is_probe("embedding")
+
+
+@pytest.mark.parametrize("name", ["probe:lite9", "probes", "mobilenet"])
+def test_unknown_featurizers_are_refused_by_name(name):
+    with pytest.raises(AdaCompressError, match="unknown"):
+        make_featurizer(name)
+
+
+def test_layout_per_rung_then_original_then_size_ratios(probe, photos):
+    vector = probe.embed(photos[0])
+    assert vector.shape == (probe.dim,) == (4 * PROBE_RUNGS + 4 + len(DEFAULT_LADDER),)
+    assert vector.dtype == np.float32
+    assert np.all(vector >= probe.low) and np.all(vector <= probe.high)
+    per_rung = vector[: 4 * PROBE_RUNGS].reshape(PROBE_RUNGS, 4)
+    assert set(per_rung[:, 1]) <= {0.0, 1.0}  # whether the surrogate's top-1 survived
+    assert np.all(per_rung[:, 0] <= per_rung[:, 3] + 1e-6)  # P(original top-1) <= the top probability
+    entropy, top1, top2, top3 = vector[4 * PROBE_RUNGS: 4 * PROBE_RUNGS + 4]
+    assert entropy > 0 and 1 >= top1 >= top2 >= top3 > 0
+
+
+def test_size_ratios_are_each_rung_against_the_reference(probe, photos):
+    image = photos[1]
+    ratios = probe.embed(image)[-len(DEFAULT_LADDER):]
+    reference = encode(image, REFERENCE_ACTION).info.bytes
+    expected = [encode(image, action).info.bytes / reference for action in DEFAULT_LADDER.actions]
+    np.testing.assert_allclose(ratios, expected, rtol=1e-6)
+    assert ratios[DEFAULT_LADDER.actions.index(REFERENCE_ACTION)] == pytest.approx(1.0)
+    assert np.all(np.diff(ratios) > 0)  # higher JPEG quality, more bytes
+
+
+def test_surrogates_see_differently(probe, photos):
+    lite0 = make_featurizer("probe").embed(photos[2])
+    lite1 = probe.embed(photos[2])
+    np.testing.assert_array_equal(lite0[-len(DEFAULT_LADDER):], lite1[-len(DEFAULT_LADDER):])  # same sizes
+    assert not np.allclose(lite0[: 4 * PROBE_RUNGS + 4], lite1[: 4 * PROBE_RUNGS + 4])  # different models
+
+
+def test_a_short_ladder_probes_only_the_rungs_it_has(photos):
+    probe = make_featurizer("probe:lite1", Ladder.parse("jpeg:10,60"))
+    assert probe.rungs == 2 and probe.dim == 4 * 2 + 4 + 2
+    assert probe.embed(photos[0]).shape == (probe.dim,)
+
+
+def test_batches_match_single_probes(probe, photos):
+    np.testing.assert_allclose(probe.embed_batch(photos[:2]), np.stack([probe.embed(p) for p in photos[:2]]))
