@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench bench-rate clean
 
 install: $(STAMP)
 
@@ -27,6 +27,16 @@ lint: install
 
 bench: install
 	$(PY) bench/bench_inference.py --out bench/results/inference.json
+
+# The README's rate-accuracy tables: the shipped agents against every fixed quality on the 500 held-out
+# photos of ../shared/data/imagenet-sample (about 15 minutes per hit rule on 2 cores).
+SAMPLE ?= ../shared/data/imagenet-sample
+bench-rate: install
+	for rule in in-labels top1; do \
+	  $(VENV)/bin/adacompress bench --backend local --images $(SAMPLE) --subset odd --rule $$rule \
+	    --out bench/results/local-$$rule || exit 1; \
+	done
+	$(PY) bench/readme_table.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
