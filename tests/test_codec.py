@@ -39,8 +39,8 @@ def test_encoding_is_deterministic(textured_image, action):
     assert first.info == second.info
 
 
-def test_default_ladder_is_the_papers():
-    assert [a.quality for a in DEFAULT_LADDER.actions] == list(range(5, 100, 10))
+def test_default_ladder_is_the_papers_plus_q10():
+    assert [a.quality for a in DEFAULT_LADDER.actions] == [5, 10, *range(15, 100, 10)]
     assert {a.codec for a in DEFAULT_LADDER.actions} == {"jpeg"}
     assert REFERENCE_ACTION == Action("jpeg", 75)
     assert REFERENCE_ACTION in DEFAULT_LADDER.actions

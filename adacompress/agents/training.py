@@ -2,7 +2,7 @@
 
 Only hits cost backend calls; sizes are known locally. The env runs its outcome table in
 monotone mode (the lowest surviving rung found by a galloping search from the cheapest rung, the
-rest inferred), so one visit to an image yields a transition for every rung for about 2.4 calls
+rest inferred), so one visit to an image yields a transition for every rung for about 2.5 calls
 with the reference on the sample photos. That is what makes a few thousand calls enough, and it
 makes exploration free.
 """
