@@ -6,7 +6,7 @@ Two featurizers, chosen by name:
   compact robustness probe. Each cheap rung of the ladder is encoded, decoded and shown to a local
   surrogate classifier: how much the surrogate's own answer moves tells how fragile the image is,
   and the local sizes tell what each rung costs. With a few hundred labelled images a 1280-d input
-  overfits; this 30-d probe generalises (see docs/architecture.md for the numbers).
+  overfits; this 31-d probe generalises (see docs/architecture.md for the numbers).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The agent's robustness probe: what each of its 30 numbers means, and which surrogate computes them."""
+"""The agent's robustness probe: what each of its 31 numbers means, and which surrogate computes them."""
 
 from __future__ import annotations
 

@@ -74,7 +74,7 @@ class AgentConfig:
     exploration_final_eps: float = 0.05
     """Counterfactual transitions cover every rung, so exploration barely matters."""
     featurizer: str = DEFAULT_PROBE
-    """Observation: `probe:SURROGATE` (30-d robustness probe; plain `probe` is Lite0) or `embedding` (1280-d)."""
+    """Observation: `probe:SURROGATE` (31-d robustness probe; plain `probe` is Lite0) or `embedding` (1280-d)."""
     head: str = "known-cost"
     """`known-cost` (learned hit probability minus the known size term; needs `probe`) or `mlp`."""
     size_weight: float = 1.0
