@@ -71,7 +71,7 @@ class ProbeFeaturizer(Featurizer):
         return np.stack([self._probe(image) for image in images])
 
     def _probe(self, image: Image.Image) -> np.ndarray:
-        uploads = {action: encode(image, action) for action in (*self.ladder.actions, REFERENCE_ACTION)}
+        uploads = {action: encode(image, action) for action in dict.fromkeys((*self.ladder.actions, REFERENCE_ACTION))}
         compressed = [decode(uploads[action].data) for action in self.ladder.actions[: self.rungs]]
         _, logits = self._model.run([image, *compressed])
         probs = _softmax(logits)
