@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from adacompress.cnn import FEATURE_DIM, MODELS, shared_model
+from adacompress.cnn import FEATURE_DIM, shared_model
 from adacompress.codec import DEFAULT_LADDER, REFERENCE_ACTION, Ladder, encode
 from adacompress.errors import AdaCompressError
 from adacompress.images import decode
@@ -99,8 +99,5 @@ def make_featurizer(name: str, ladder: Ladder = DEFAULT_LADDER) -> Featurizer:
     if name == "embedding":
         return Featurizer()
     if is_probe(name):
-        variant = name.partition(":")[2] or "lite0"
-        if variant not in MODELS:
-            raise AdaCompressError(f"unknown probe surrogate {variant!r}; known: {', '.join(MODELS)}")
-        return ProbeFeaturizer(ladder, variant)
+        return ProbeFeaturizer(ladder, name.partition(":")[2] or "lite0")  # cnn refuses unknown variants
     raise AdaCompressError(f"unknown featurizer {name!r}; use 'embedding', 'probe' or 'probe:VARIANT'")
