@@ -25,8 +25,11 @@ test: install
 lint: install
 	$(VENV)/bin/ruff check adacompress tests bench
 
+# CNN timings, decide() at 0.2/2/12 MP against its floor, and the observation cost/bytes trade (~15 min on 2 cores).
 bench: install
 	$(PY) bench/bench_inference.py --out bench/results/inference.json
+	$(PY) bench/bench_decide.py --out bench/results/decide.json
+	$(PY) bench/bench_observation.py --out bench/results/observation.json
 
 # The README's rate-accuracy tables: the shipped agents against every fixed quality on the 500 held-out
 # photos of ../shared/data/imagenet-sample (about 15 minutes per hit rule on 2 cores).

@@ -13,17 +13,16 @@ import importlib
 import math
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
-import platformdirs
 from PIL import Image
 
+from adacompress.config import settings
 from adacompress.errors import AdaCompressError
 
-GRAPH_FORMAT_VERSION = 1
 BN_EPSILON = 1e-3
 FEATURE_DIM = 1280
 
@@ -63,8 +62,7 @@ def weights_path(spec: ModelSpec) -> Path:
 
 def cache_dir() -> Path:
     """Where built graphs live; `ADACOMPRESS_CACHE_DIR` overrides the platform default."""
-    override = os.environ.get("ADACOMPRESS_CACHE_DIR")
-    return Path(override) if override else Path(platformdirs.user_cache_dir("adacompress"))
+    return settings().cache_dir
 
 
 def _same_pads(size: int, kernel: int, stride: int) -> tuple[int, int, int]:
@@ -167,11 +165,13 @@ def build_onnx(spec: ModelSpec) -> bytes:
 
 
 def graph_path(spec: ModelSpec) -> Path:
-    """Cache file named after the weights' content, so new weights never reuse a stale graph."""
+    """Cache file named after the weights and this builder's source: new weights or a changed builder never
+    reuse a stale graph (a version number someone must remember to bump would)."""
     weights = weights_path(spec)
     stat = weights.stat()
-    key = hashlib.sha256(f"{weights.name}:{stat.st_size}:{GRAPH_FORMAT_VERSION}".encode()).hexdigest()[:16]
-    return cache_dir() / f"efficientnet-{spec.name}-{key}.onnx"
+    builder = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+    key = hashlib.sha256(f"{weights.name}:{stat.st_size}:{builder}".encode()).hexdigest()[:16]
+    return cache_dir() / f"efficientnet-{spec.name}-{spec.input_px}px-{key}.onnx"
 
 
 def ensure_graph(spec: ModelSpec) -> Path:
@@ -205,13 +205,16 @@ def preprocess(image: Image.Image, input_px: int) -> np.ndarray:
 class EfficientNetLite:
     """An onnxruntime session over one variant; `run` returns (features, logits) for a batch."""
 
-    def __init__(self, variant: str = "lite0", threads: int | None = None) -> None:
+    def __init__(self, variant: str = "lite0", threads: int | None = None, input_px: int | None = None) -> None:
         if variant not in MODELS:
             raise ModelUnavailable(f"unknown model {variant!r}; known: {', '.join(MODELS)}")
-        self.spec = MODELS[variant]
+        self.spec = MODELS[variant] if input_px is None else replace(MODELS[variant], input_px=input_px)
+        configured = settings()
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or min(2, os.cpu_count() or 1)
+        options.intra_op_num_threads = threads or configured.onnx_threads
         options.inter_op_num_threads = 1
+        if not configured.onnx_spinning:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3
         self._session = ort.InferenceSession(
             str(ensure_graph(self.spec)), options, providers=["CPUExecutionProvider"]
@@ -227,13 +230,13 @@ class EfficientNetLite:
         return features, logits
 
 
-_shared: dict[str, EfficientNetLite] = {}
+_shared: dict[tuple[str, int | None], EfficientNetLite] = {}
 _shared_lock = threading.Lock()
 
 
-def shared_model(variant: str) -> EfficientNetLite:
-    """One session per variant per process: sessions are thread-safe and cost ~100 MB each."""
+def shared_model(variant: str, input_px: int | None = None) -> EfficientNetLite:
+    """One session per variant and input size per process: sessions are thread-safe and cost ~100 MB each."""
     with _shared_lock:
-        if variant not in _shared:
-            _shared[variant] = EfficientNetLite(variant)
-        return _shared[variant]
+        if (variant, input_px) not in _shared:
+            _shared[variant, input_px] = EfficientNetLite(variant, input_px=input_px)
+        return _shared[variant, input_px]

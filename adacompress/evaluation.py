@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
-from adacompress.errors import AdaCompressError
+from adacompress.agents.policies import Policy, policy_from_spec
 from adacompress.outcomes import OutcomeTable
 
 ChooseAction = Callable[[int], int]
@@ -62,17 +62,35 @@ def evaluate(table: OutcomeTable, choose: ChooseAction, policy_name: str,
     )
 
 
-def evaluate_policy(table: OutcomeTable, policy, indices: list[int] | None = None) -> EvalResult:
-    """`evaluate` for a `Policy`; agents get their own featurizer's view of each image."""
-    own_ladder = getattr(policy, "ladder", None)
-    if own_ladder is not None and table.ladder.actions[: len(own_ladder)] != own_ladder.actions:
-        raise AdaCompressError(f"{policy.name} was trained on the ladder {own_ladder.spec}, "
-                               f"not {table.ladder.spec}")
-    if policy.needs_features:
-        featurizer = policy.featurizer
-        return evaluate(table, lambda i: policy.choose(table, i, featurizer.embed(table.images.load(i))),
-                        policy.name, indices)
-    return evaluate(table, lambda i: policy.choose(table, i), policy.name, indices)
+def evaluate_policy(table: OutcomeTable, policy: Policy, indices: list[int] | None = None) -> EvalResult:
+    """`evaluate` through the serving path: `policy.decide` on each image, whose action the table scores.
+
+    The decision's bytes come from the table's own memo, so the bytes scored are the bytes decided.
+    """
+    return evaluate(table, lambda i: table.rung_of(policy.decide(table.upload(i)).action), policy.name, indices)
+
+
+def oracle_rung(table: OutcomeTable, index: int, codec: str | None = None) -> int:
+    """The cheapest rung (of `codec`, or any) whose answer still hits; the largest when none does.
+
+    It needs every rung's answer, so it bounds what any policy can reach; it cannot serve.
+    """
+    sizes = table.sizes(index)
+    allowed = [a for a, action in enumerate(table.ladder.actions) if codec in (None, action.codec)]
+    by_size = sorted(allowed, key=sizes.__getitem__)
+    return next((a for a in by_size if table.outcome(index, a).hit), by_size[-1])
+
+
+def evaluate_oracle(table: OutcomeTable, codec: str | None = None, indices: list[int] | None = None) -> EvalResult:
+    return evaluate(table, lambda i: oracle_rung(table, i, codec), f"oracle:{codec}" if codec else "oracle", indices)
+
+
+def evaluate_spec(table: OutcomeTable, spec: str, seed: int = 0) -> EvalResult:
+    """A policy spec (`policies.policy_from_spec`) or the bound `oracle` / `oracle:CODEC`."""
+    kind, _, codec = spec.partition(":")
+    if kind == "oracle":
+        return evaluate_oracle(table, codec or None)
+    return evaluate_policy(table, policy_from_spec(spec, table.ladder, seed))
 
 
 def format_table(results: list[EvalResult]) -> str:

@@ -15,14 +15,16 @@ import numpy as np
 from PIL import Image
 
 from adacompress.cnn import FEATURE_DIM, shared_model
-from adacompress.codec import DEFAULT_LADDER, REFERENCE_ACTION, Ladder, encode
+from adacompress.codec import DEFAULT_LADDER, REFERENCE_ACTION, Ladder
 from adacompress.errors import AdaCompressError
 from adacompress.images import decode
+from adacompress.rate import estimate_ratios
+from adacompress.upload import Upload
 
 PROBE_RUNGS = 4
 """How many of the cheapest ladder rungs the probe compresses and re-classifies."""
-DEFAULT_PROBE = "probe:lite1"
-"""Lite1 as surrogate predicts a hidden model's answers better than Lite0 (docs/architecture.md)."""
+DEFAULT_FEATURIZER = "probe:lite1"
+"""What new agents see by default."""
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -41,13 +43,14 @@ class Featurizer:
         self.variant = variant
         self._model = shared_model(variant)
 
-    def embed(self, image: Image.Image) -> np.ndarray:
-        return self.embed_batch([image])[0]
+    def observe(self, upload: Upload) -> np.ndarray:
+        """The observation for one upload, float32 of shape (dim,)."""
+        features, _ = self._model.run([upload.reduced(self._model.input_px).image])
+        return np.asarray(features[0], dtype=np.float32)
 
-    def embed_batch(self, images: list[Image.Image]) -> np.ndarray:
-        """(N, dim) float32 features for N images."""
-        features, _ = self._model.run(images)
-        return np.asarray(features, dtype=np.float32)
+    def embed(self, image: Image.Image) -> np.ndarray:
+        """`observe` for a bare image."""
+        return self.observe(Upload(image))
 
 
 class ProbeFeaturizer(Featurizer):
@@ -60,20 +63,19 @@ class ProbeFeaturizer(Featurizer):
 
     low, high = 0.0, 10.0
 
-    def __init__(self, ladder: Ladder = DEFAULT_LADDER, variant: str = "lite0") -> None:
+    def __init__(self, ladder: Ladder = DEFAULT_LADDER, variant: str = "lite0", rungs: int = PROBE_RUNGS) -> None:
         super().__init__(variant)
         self.name = "probe" if variant == "lite0" else f"probe:{variant}"
+        if rungs != PROBE_RUNGS:
+            self.name = f"probe:{variant}:{rungs}"
         self.ladder = ladder
-        self.rungs = min(PROBE_RUNGS, len(ladder))
+        self.rungs = min(rungs, len(ladder))
         self.dim = 4 * self.rungs + 4 + len(ladder)
 
-    def embed_batch(self, images: list[Image.Image]) -> np.ndarray:
-        return np.stack([self._probe(image) for image in images])
-
-    def _probe(self, image: Image.Image) -> np.ndarray:
-        uploads = {action: encode(image, action) for action in dict.fromkeys((*self.ladder.actions, REFERENCE_ACTION))}
-        compressed = [decode(uploads[action].data) for action in self.ladder.actions[: self.rungs]]
-        _, logits = self._model.run([image, *compressed])
+    def observe(self, upload: Upload) -> np.ndarray:
+        view = upload.working()
+        compressed = [decode(view.encoded(action).data) for action in self.ladder.actions[: self.rungs]]
+        _, logits = self._model.run([view.image, *compressed])
         probs = _softmax(logits)
         original, top1 = probs[0], int(probs[0].argmax())
         log_original = np.log(original + 1e-12)
@@ -82,22 +84,28 @@ class ProbeFeaturizer(Featurizer):
             kl = float((original * (log_original - np.log(p + 1e-12))).sum())
             rows += [p[top1], float(p.argmax() == top1), min(kl, self.high), p.max()]
         entropy = float(-(original * log_original).sum())
-        sizes = [uploads[action].info.bytes for action in self.ladder.actions]
-        reference = uploads[REFERENCE_ACTION].info.bytes
-        ratios = np.minimum(np.asarray(sizes, np.float64) / reference, self.high)
+        ratios = np.minimum(estimate_ratios(upload, self.ladder.actions, REFERENCE_ACTION), self.high)
         head = [min(entropy, self.high), *np.sort(original)[::-1][:3]]
         return np.asarray([*rows, *head, *ratios], dtype=np.float32)
 
 
 def is_probe(name: str) -> bool:
-    """Whether a featurizer name is a probe, whose observation ends with the rungs' size ratios."""
     return name == "probe" or name.startswith("probe:")
 
 
+def ends_with_size_ratios(name: str) -> bool:
+    """Whether a featurizer's observation ends with the rungs' size ratios (what the known-cost head reads)."""
+    return is_probe(name)
+
+
 def make_featurizer(name: str, ladder: Ladder = DEFAULT_LADDER) -> Featurizer:
-    """`embedding`, `probe` (Lite0 surrogate) or `probe:VARIANT` (e.g. `probe:lite1`)."""
+    """`embedding`, `probe` (Lite0 surrogate), `probe:VARIANT` (e.g. `probe:lite1`) or `probe:VARIANT:RUNGS`
+    (fewer probed rungs, 0 for the original alone: cheaper, less telling; bench/results/observation.json)."""
     if name == "embedding":
         return Featurizer()
     if is_probe(name):
-        return ProbeFeaturizer(ladder, name.partition(":")[2] or "lite0")  # cnn refuses unknown variants
-    raise AdaCompressError(f"unknown featurizer {name!r}; use 'embedding', 'probe' or 'probe:VARIANT'")
+        _, variant, rungs = (name.split(":") + ["", ""])[:3]
+        if rungs and not rungs.isdigit():
+            raise AdaCompressError(f"unknown featurizer {name!r}: the rung count must be a whole number")
+        return ProbeFeaturizer(ladder, variant or "lite0", int(rungs or PROBE_RUNGS))  # cnn refuses unknown variants
+    raise AdaCompressError(f"unknown featurizer {name!r}; use 'embedding', 'probe' or 'probe:VARIANT[:RUNGS]'")

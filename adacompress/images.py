@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from adacompress import config
 from adacompress.errors import CorruptImage, ImageTooLarge, NotAnImage, TooManyPixels, TruncatedImage
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
@@ -24,12 +25,18 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".
 class DecodeLimits:
     """Bounds on what a client may send us."""
 
-    max_bytes: int = 20 * 1024 * 1024
+    max_bytes: int = config.DEFAULT_MAX_UPLOAD_BYTES
     """Largest accepted upload in bytes."""
-    max_pixels: int = 50_000_000
+    max_pixels: int = config.DEFAULT_MAX_PIXELS
     """Largest width*height accepted (decompression-bomb guard)."""
-    max_side_px: int = 16_384
+    max_side_px: int = config.DEFAULT_MAX_SIDE_PX
     """Largest accepted width or height."""
+
+    @classmethod
+    def from_settings(cls, settings: config.Settings | None = None) -> DecodeLimits:
+        """The limits the environment sets (`ADACOMPRESS_MAX_UPLOAD_BYTES`, ...)."""
+        settings = settings or config.settings()
+        return cls(settings.max_upload_bytes, settings.max_pixels, settings.max_side_px)
 
 
 DEFAULT_LIMITS = DecodeLimits()

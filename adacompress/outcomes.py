@@ -16,9 +16,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from adacompress.cloud_backends.base import Recognition, VisionBackend
-from adacompress.codec import DEFAULT_LADDER, REFERENCE_ACTION, Action, Ladder, encode
+from adacompress.codec import DEFAULT_LADDER, REFERENCE_ACTION, Action, Ladder
+from adacompress.errors import AdaCompressError
 from adacompress.images import ImageSet
 from adacompress.scoring import Scoring
+from adacompress.upload import Upload
+
+KEEP_UPLOADS = 16
+"""Images whose encodings stay in memory: what one step and its neighbours need, not the whole set."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,7 @@ class OutcomeTable:
         self.ladder = ladder
         self.reference_action = reference
         self.scoring = scoring or Scoring()
+        self._uploads: dict[int, Upload] = {}
         self._sizes: dict[int, tuple[int, ...]] = {}
         self._references: dict[int, tuple[Recognition, int]] = {}
         self._reference_bytes: dict[int, int] = {}
@@ -54,17 +60,32 @@ class OutcomeTable:
     def __len__(self) -> int:
         return len(self.images)
 
+    def upload(self, index: int) -> Upload:
+        """Image `index` with its encodings memoized: the policy, the sizes and the backend share them."""
+        if index not in self._uploads:
+            if len(self._uploads) >= KEEP_UPLOADS:
+                self._uploads.pop(next(iter(self._uploads)))
+            self._uploads[index] = Upload(self.images.load(index), self.images.name(index))
+        return self._uploads[index]
+
+    def rung_of(self, action: Action) -> int:
+        """The table's index of `action`, or a clear error when the table's ladder lacks it."""
+        try:
+            return self.ladder.actions.index(action)
+        except ValueError:
+            raise AdaCompressError(f"{action.label} is not on this table's ladder {self.ladder.spec}") from None
+
     def sizes(self, index: int) -> tuple[int, ...]:
         """Bytes of every ladder action for image `index`; local encoding only, no backend call."""
         if index not in self._sizes:
-            image = self.images.load(index)
-            self._sizes[index] = tuple(encode(image, a).info.bytes for a in self.ladder.actions)
+            upload = self.upload(index)
+            self._sizes[index] = tuple(upload.encoded(a).info.bytes for a in self.ladder.actions)
         return self._sizes[index]
 
     def reference(self, index: int) -> tuple[Recognition, int]:
         """The backend's answer for what the client would have sent, and its size in bytes."""
         if index not in self._references:
-            encoded = encode(self.images.load(index), self.reference_action)
+            encoded = self.upload(index).encoded(self.reference_action)
             self._references[index] = (self.backend.recognize(encoded.data), encoded.info.bytes)
         return self._references[index]
 
@@ -74,7 +95,7 @@ class OutcomeTable:
             if index in self._references:
                 self._reference_bytes[index] = self._references[index][1]
             else:
-                self._reference_bytes[index] = encode(self.images.load(index), self.reference_action).info.bytes
+                self._reference_bytes[index] = self.upload(index).encoded(self.reference_action).info.bytes
         return self._reference_bytes[index]
 
     def answer(self, index: int, action: Action) -> Recognition:
@@ -83,7 +104,7 @@ class OutcomeTable:
             if action == self.reference_action:
                 self._answers[key] = self.reference(index)[0]
             else:
-                self._answers[key] = self.backend.recognize(encode(self.images.load(index), action).data)
+                self._answers[key] = self.backend.recognize(self.upload(index).encoded(action).data)
         return self._answers[key]
 
     def outcome(self, index: int, action_index: int) -> Outcome:

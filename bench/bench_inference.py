@@ -16,24 +16,21 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import onnxruntime
-import PIL
+from _common import machine, time_each
 from PIL import Image
 
 from adacompress.cloud_backends.local import LocalBackend
 from adacompress.cnn import shared_model
 from adacompress.codec import REFERENCE_ACTION, encode
 from adacompress.demo_images import demo_photos
-from adacompress.features import DEFAULT_PROBE, Featurizer, make_featurizer
+from adacompress.features import DEFAULT_FEATURIZER, Featurizer, make_featurizer
 from adacompress.images import decode, list_images, open_image
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -60,18 +57,6 @@ def to_224_class(image: Image.Image) -> Image.Image:
                         Image.Resampling.BILINEAR)
 
 
-def time_each(items: list, work: Callable, warmup: int) -> list[float]:
-    """Milliseconds for `work(item)` on every item, after `warmup` untimed calls."""
-    for item in items[:warmup]:
-        work(item)
-    times = []
-    for item in items:
-        started = time.perf_counter()
-        work(item)
-        times.append((time.perf_counter() - started) * 1000)
-    return times
-
-
 def summary(per_image_ms: list[float], batch: int) -> dict:
     ordered = np.asarray(per_image_ms)
     return {
@@ -91,7 +76,8 @@ def batches(items: list, size: int, count: int) -> list[list]:
 
 def bench(images: list[Image.Image], batch_size: int, batch_runs: int, warmup: int) -> dict:
     featurizer = Featurizer()
-    probe = make_featurizer(DEFAULT_PROBE)
+    probe = make_featurizer(DEFAULT_FEATURIZER)
+    featurizer_model = shared_model(featurizer.variant)
     backend = LocalBackend()
     backend_model = shared_model(backend.variant)
     uploads = [encode(image, REFERENCE_ACTION).data for image in images]
@@ -107,12 +93,12 @@ def bench(images: list[Image.Image], batch_size: int, batch_runs: int, warmup: i
             "what": "embed(image): preprocess + onnxruntime, 1280-d features",
             "batch_1": summary(time_each(images, featurizer.embed, warmup), 1),
             f"batch_{batch_size}": summary(
-                per_image(time_each(image_batches, featurizer.embed_batch, 1)), batch_size),
+                per_image(time_each(image_batches, featurizer_model.run, 1)), batch_size),
         },
         "agent_probe": {
             "model": f"efficientnet-{probe.variant}",
             "what": f"{probe.name}: {probe.rungs} rungs encoded, decoded and classified, plus the original; "
-                    f"{len(probe.ladder)} rung sizes",
+                    f"{len(probe.ladder)} rung sizes estimated from a reduced copy",
             "batch_1": summary(time_each(images, probe.embed, warmup), 1),
         },
         "local_backend": {
@@ -124,21 +110,6 @@ def bench(images: list[Image.Image], batch_size: int, batch_runs: int, warmup: i
                 batch_size),
             "mean_upload_bytes": round(float(np.mean([len(d) for d in uploads]))),
         },
-    }
-
-
-def machine() -> dict:
-    return {
-        "cpu_count": os.cpu_count(),
-        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-        "onnxruntime_threads": min(2, os.cpu_count() or 1),
-        "processor": platform.processor() or platform.machine(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "onnxruntime": onnxruntime.__version__,
-        "numpy": np.__version__,
-        "pillow": PIL.__version__,
-        "load_average_1m_at_start": round(os.getloadavg()[0], 2),
     }
 
 

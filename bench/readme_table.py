@@ -1,4 +1,5 @@
-"""Render bench/results/*/bench.json as the README's results table (between the bench markers).
+"""Render the README's generated sections from bench/results: the rate-accuracy tables (between the bench
+markers) and the decision cost tables (between the decide markers).
 
 Usage: python bench/readme_table.py [--check]   (--check: exit 1 if README.md is out of date)
 """
@@ -11,12 +12,11 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 RUNS = ("local-in-labels", "local-top1")
 NAMES = {"oracle": "oracle, any codec (bound)", "oracle:jpeg": "oracle, JPEG (bound)"}
 
 
-def render(results_dir: Path = ROOT / "bench" / "results") -> str:
+def render_rates(results_dir: Path) -> str:
     parts = []
     for run in RUNS:
         path = results_dir / run / "bench.json"
@@ -39,14 +39,57 @@ def render(results_dir: Path = ROOT / "bench" / "results") -> str:
     return "\n".join(parts)
 
 
+def render_decide(results_dir: Path) -> str:
+    if not (results_dir / "decide.json").is_file() or not (results_dir / "observation.json").is_file():
+        return ""
+    decide = json.loads((results_dir / "decide.json").read_text())
+    observation = json.loads((results_dir / "observation.json").read_text())
+    host = decide["machine"]
+    parts = [f"**`decide()` of `{decide['agent']}` ({decide['featurizer']}) against its floor** "
+             f"(`bench/results/decide.json`, {host['cpu_count']} CPUs, "
+             f"load {host['load_average_1m_at_start']} at start)\n",
+             "| upload | decide p50 / p90 ms | floor (decode + one encode) p50 ms | local `recognize()` p50 ms "
+             "| decide / floor | decide / recognize | reference size error p50 |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for label, row in decide["results"].items():
+        size = "x".join(str(v) for v in row["size_px"])
+        parts.append(f"| {label} ({size}{' and others' if label == '0.2MP' else ''}) | "
+                     f"{row['decide']['p50_ms']:.1f} / {row['decide']['p90_ms']:.1f} | "
+                     f"{row['floor_decode_plus_one_encode']['p50_ms']:.1f} | "
+                     f"{row['local_backend_recognize']['p50_ms']:.1f} | "
+                     f"{row['decide_p50_vs_floor']:.2f} | {row['decide_p50_vs_recognize']:.2f} | "
+                     f"{row['size_estimates']['reference_bytes_abs_rel_error_p50']:.1%} |")
+    parts.append("")
+    for name, target in decide["targets"].items():
+        parts.append(f"- `{name}`: {target['measured']:.2f} against a target of {target['target']} "
+                     f"({'met' if target['pass'] else 'missed'})")
+    fit = observation["images"]
+    parts.append(f"\n**What each observation costs and saves** (`bench/results/observation.json`; bytes from a "
+                 f"per-rung logistic fit on the {fit['fit']}, scored on the {fit['scored']})\n")
+    parts.append("| observation | surrogate passes | decision p50 ms | / recognize "
+                 "| bytes @ 98% in-labels | bytes @ 92% top-1 |")
+    parts.append("|---|---:|---:|---:|---:|---:|")
+    for row in observation["rows"]:
+        parts.append(f"| `{row['featurizer']}` | {row['surrogate_passes']} | {row['decision']['p50_ms']:.1f} | "
+                     f"{row['decision_p50_vs_recognize']:.2f} | {row['in-labels_at_98%']['bytes_vs_reference']:.3f} | "
+                     f"{row['top1_at_92%']['bytes_vs_reference']:.3f} |")
+    return "\n".join(parts) + "\n"
+
+
+BLOCKS = {"bench": render_rates, "decide": render_decide}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--check", action="store_true")
     args = parser.parse_args()
     readme = (ROOT / "README.md").read_text()
-    head, _, rest = readme.partition(START)
-    _, _, tail = rest.partition(END)
-    updated = f"{head}{START}\n{render()}\n{END}{tail}"
+    updated = readme
+    for block, render in BLOCKS.items():
+        start, end = f"<!-- {block}:start -->", f"<!-- {block}:end -->"
+        head, _, rest = updated.partition(start)
+        _, _, tail = rest.partition(end)
+        updated = f"{head}{start}\n{render(ROOT / 'bench' / 'results')}\n{end}{tail}"
     if args.check:
         return 0 if updated == readme else 1
     (ROOT / "README.md").write_text(updated)

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
+
 import numpy as np
+import onnxruntime
 import pytest
 from PIL import Image
 
@@ -10,6 +15,10 @@ from adacompress.cnn import FEATURE_DIM, MODELS, EfficientNetLite, ModelUnavaila
 from adacompress.errors import AdaCompressError
 
 VARIANTS = sorted(MODELS)
+GOLDEN = Path(__file__).parent / "expected" / "golden_logits.json"
+REGENERATE = "ADACOMPRESS_REGENERATE_GOLDEN"
+"""Set to 1 to rewrite GOLDEN from the current graph builder: only on purpose, after checking why it changed."""
+GOLDEN_ATOL = 1e-3
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -94,3 +103,39 @@ def test_unknown_variant_is_unavailable(make):
         make("lite9")
     assert isinstance(caught.value, AdaCompressError)
     assert caught.value.code == "model_unavailable"
+
+
+def golden_input() -> Image.Image:
+    """A 320x240 pattern of colour waves whose frequencies and phases come from a seeded generator."""
+    rng = np.random.default_rng(3)
+    a, phase = rng.uniform(0.3, 2.0, 6), rng.uniform(0, 6.3, 3)
+    y, x = np.mgrid[0:240, 0:320] / 32.0
+    waves = np.stack([np.sin(a[0] * x + a[1] * y + phase[0]), np.cos(a[2] * x - a[3] * y + phase[1]),
+                      np.sin(a[4] * x * y / 8 + phase[2])], axis=-1)
+    return Image.fromarray(np.clip(128 + 90 * waves, 0, 255).astype(np.uint8))
+
+
+def write_golden(variant: str, logits: np.ndarray) -> None:
+    """Record a variant's reference outputs; refuses an input whose top-5 order is within noise of a tie."""
+    ranked = np.sort(logits)[::-1]
+    assert np.min(np.diff(-ranked[:6])) > 10 * GOLDEN_ATOL, f"{variant}: top-5 too close to call; change the input"
+    golden = json.loads(GOLDEN.read_text()) if GOLDEN.exists() else {}
+    golden["input"] = "tests/test_cnn.py::golden_input"
+    golden["onnxruntime"] = onnxruntime.__version__
+    golden.setdefault("variants", {})[variant] = {
+        "first_logits": [round(float(v), 6) for v in logits[:8]],
+        "top5": [int(i) for i in np.argsort(-logits)[:5]],
+    }
+    GOLDEN.parent.mkdir(exist_ok=True)
+    GOLDEN.write_text(json.dumps(golden, indent=2, sort_keys=True) + "\n")
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_graph_builder_reproduces_the_golden_logits(tmp_path, monkeypatch, variant):
+    monkeypatch.setenv("ADACOMPRESS_CACHE_DIR", str(tmp_path))  # today's builder, not a graph cached earlier
+    _, logits = EfficientNetLite(variant).run([golden_input()])
+    if os.environ.get(REGENERATE) == "1":
+        write_golden(variant, logits[0])
+    expected = json.loads(GOLDEN.read_text())["variants"][variant]
+    np.testing.assert_allclose(logits[0, :8], expected["first_logits"], rtol=0, atol=GOLDEN_ATOL)
+    assert [int(i) for i in np.argsort(-logits[0])[:5]] == expected["top5"]

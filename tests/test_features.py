@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from adacompress.cnn import FEATURE_DIM, shared_model
 from adacompress.envs import JpegQualityEnv
 from adacompress.features import Featurizer
+from adacompress.upload import Upload
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +31,8 @@ def test_embedding_is_a_1280_float32_vector_inside_the_observation_box(featurize
 def test_generated_images_stay_inside_the_box(featurizer, observation_space, generated_images,
                                               textured_image):
     extremes = [textured_image.point(lambda v: 255), textured_image.point(lambda v: 0)]
-    for embedding in featurizer.embed_batch([*generated_images, *extremes]):
-        assert observation_space.contains(embedding)
+    for image in [*generated_images, *extremes]:
+        assert observation_space.contains(featurizer.embed(image))
 
 
 def test_embedding_is_deterministic(featurizer, photos):
@@ -42,7 +44,7 @@ def test_a_fresh_featurizer_agrees(featurizer, photos):
 
 
 def test_different_images_embed_differently(featurizer, photos):
-    embeddings = featurizer.embed_batch(photos)
+    embeddings = [featurizer.embed(photo) for photo in photos]
     for i in range(len(photos)):
         for j in range(i + 1, len(photos)):
             assert not np.allclose(embeddings[i], embeddings[j], atol=1e-2), (i, j)
@@ -51,15 +53,26 @@ def test_different_images_embed_differently(featurizer, photos):
 def test_similar_images_embed_closer_than_different_ones(featurizer, photos):
     coffee, cat = photos[1], photos[2]
     coffee_crop = coffee.crop((10, 10, coffee.width - 10, coffee.height - 10))
-    a, b, c = featurizer.embed_batch([coffee, coffee_crop, cat])
+    a, b, c = (featurizer.embed(image) for image in (coffee, coffee_crop, cat))
     assert np.linalg.norm(a - b) < np.linalg.norm(a - c)
 
 
-def test_batch_matches_single_embeddings(featurizer, photos):
-    batch = featurizer.embed_batch(photos[:4])
-    assert batch.shape == (4, FEATURE_DIM) and batch.dtype == np.float32
-    for i in range(4):
-        np.testing.assert_allclose(batch[i], featurizer.embed(photos[i]), rtol=1e-4, atol=1e-4)
+def test_observe_reads_the_upload_and_embed_wraps_it(featurizer, photos):
+    upload = Upload(photos[3])
+    observation = featurizer.observe(upload)
+    assert observation.shape == (FEATURE_DIM,) and observation.dtype == np.float32
+    np.testing.assert_array_equal(observation, featurizer.embed(photos[3]))
+    np.testing.assert_array_equal(featurizer.observe(upload), observation)  # a second look costs nothing new
+
+
+def test_a_large_upload_is_embedded_from_its_reduced_view(featurizer, photos):
+    """What the embedding costs is flat in megapixels: a 3x upscale is seen through a 3x box reduction."""
+    photo = photos[1].resize((300, 250))  # short side 250: 3x is 750 px, and 750 // 224 = 3
+    large = photo.resize((900, 750), Image.Resampling.NEAREST)
+    assert large.reduce(3).tobytes() == photo.tobytes()
+    np.testing.assert_array_equal(featurizer.embed(large), featurizer.embed(photo))
+    full_size, _ = shared_model("lite0").run([large])  # what an embedding of the full upload would be
+    assert not np.allclose(featurizer.embed(large), full_size[0], atol=1e-3)
 
 
 def test_embedding_is_lite0_pooled_features_not_the_backend_model(featurizer, photos):

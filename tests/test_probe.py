@@ -7,12 +7,26 @@ import pytest
 
 from adacompress.codec import DEFAULT_LADDER, REFERENCE_ACTION, Ladder, encode
 from adacompress.errors import AdaCompressError
-from adacompress.features import DEFAULT_PROBE, PROBE_RUNGS, Featurizer, ProbeFeaturizer, is_probe, make_featurizer
+from adacompress.features import (
+    DEFAULT_FEATURIZER,
+    PROBE_RUNGS,
+    Featurizer,
+    ProbeFeaturizer,
+    is_probe,
+    make_featurizer,
+)
+from adacompress.rate import estimate_ratios
+from adacompress.upload import WORKING_VIEW_PX, Upload
 
 
 @pytest.fixture(scope="module")
 def probe() -> ProbeFeaturizer:
-    return make_featurizer(DEFAULT_PROBE)
+    return make_featurizer("probe:lite1")
+
+
+def test_the_default_featurizer_is_a_known_name():
+    featurizer = make_featurizer(DEFAULT_FEATURIZER)
+    assert featurizer.name == DEFAULT_FEATURIZER and featurizer.dim > 0
 
 
 def test_names_pick_the_surrogate():
@@ -44,11 +58,13 @@ def test_layout_per_rung_then_original_then_size_ratios(probe, photos):
 def test_size_ratios_are_each_rung_against_the_reference(probe, photos):
     image = photos[1]
     ratios = probe.embed(image)[-len(DEFAULT_LADDER):]
-    reference = encode(image, REFERENCE_ACTION).info.bytes
-    expected = [encode(image, action).info.bytes / reference for action in DEFAULT_LADDER.actions]
-    np.testing.assert_allclose(ratios, expected, rtol=1e-6)
+    estimated = estimate_ratios(Upload(image), DEFAULT_LADDER.actions, REFERENCE_ACTION)
+    np.testing.assert_allclose(ratios, estimated, rtol=1e-6)  # the rate module's estimates, not a copy of them
     assert ratios[DEFAULT_LADDER.actions.index(REFERENCE_ACTION)] == pytest.approx(1.0)
     assert np.all(np.diff(ratios) > 0)  # higher JPEG quality, more bytes
+    reference = encode(image, REFERENCE_ACTION).info.bytes
+    real = np.array([encode(image, action).info.bytes / reference for action in DEFAULT_LADDER.actions])
+    assert np.all((ratios > real / 2) & (ratios < real * 2))  # estimates of the full-size ratios, roughly
 
 
 def test_surrogates_see_differently(probe, photos):
@@ -64,5 +80,24 @@ def test_a_short_ladder_probes_only_the_rungs_it_has(photos):
     assert probe.embed(photos[0]).shape == (probe.dim,)
 
 
-def test_batches_match_single_probes(probe, photos):
-    np.testing.assert_allclose(probe.embed_batch(photos[:2]), np.stack([probe.embed(p) for p in photos[:2]]))
+def test_an_upload_holding_its_encodings_probes_like_a_fresh_one(probe, photos):
+    image = photos[4]
+    warm = Upload(image)
+    for action in DEFAULT_LADDER.actions:
+        warm.encoded(action)
+    first = probe.observe(warm)
+    fresh = Upload(image.copy())
+    np.testing.assert_array_equal(first, probe.observe(fresh))
+    np.testing.assert_array_equal(first, probe.observe(warm))  # and probing twice changes nothing
+    np.testing.assert_array_equal(first, probe.embed(image))
+
+
+def test_a_small_upload_has_its_real_size_ratios(probe, photos):
+    short_side = WORKING_VIEW_PX + WORKING_VIEW_PX // 4  # under twice the working view: nothing to reduce
+    image = photos[5].resize((short_side * 3 // 2, short_side))
+    upload = Upload(image)
+    ratios = probe.observe(upload)[-len(DEFAULT_LADDER):]
+    sizes = np.array([len(upload.encoded(action).data) for action in DEFAULT_LADDER.actions], np.float64)
+    np.testing.assert_allclose(ratios, sizes / len(upload.encoded(REFERENCE_ACTION).data), rtol=1e-6)
+    # and those memoized encodings are the real encodings of the image
+    assert all(upload.encoded(a).data == encode(image, a).data for a in DEFAULT_LADDER.actions)

@@ -21,13 +21,18 @@ def test_readme_results_match_the_benchmark_json():
 
 
 def test_every_shipped_agent_has_a_matching_model_card():
-    from adacompress.agents.pretrained import file_sha256, model_card
+    from adacompress.agents.pretrained import file_sha256, model_card, shipped_agents
 
-    agents = sorted((ROOT / "pretrained").glob("*.zip"))
-    assert agents, "no shipped agents"
+    agents = sorted((ROOT / "adacompress" / "pretrained").glob("*.zip"))
+    assert agents, "no shipped agents in adacompress/pretrained/"
+    assert sorted(agent.stem for agent in agents) == shipped_agents()
     for agent in agents:
-        card = model_card(agent)
+        card = model_card(agent.stem)
         assert card is not None, f"{agent.name} has no model card"
         assert card["agent_sha256"] == file_sha256(agent)
         assert {"backend", "ladder", "training", "heldout"} <= set(card)
         assert card["training"]["backend_calls"] <= card["training"]["max_calls"]
+
+
+def test_agents_live_only_in_the_package():
+    assert not list(ROOT.glob("pretrained/*.zip")), "shipped agents belong in adacompress/pretrained/"

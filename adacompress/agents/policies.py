@@ -1,108 +1,152 @@
-"""Policies: per image, which rung of the ladder to upload.
+"""Policies: per upload, which rung of the ladder to send, as one call, `decide(upload) -> Decision`.
 
-`fixed:Q`, `random` and `oracle` are the baselines; `pretrained:NAME` or a path loads a trained
-agent. The oracle reads every action's outcome, so it is a benchmark bound, not a deployable policy.
+`fixed:Q` and `random` are the baselines; `pretrained:NAME` or an agent file is a learned policy
+(a numpy MLP over the agent's observation; no torch at inference). The per-image oracle reads
+every rung's answer, so it is an evaluation bound (`adacompress.evaluation`), not a policy.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from adacompress.codec import Action, Ladder
+from adacompress.agents.agent_file import AgentFile
+from adacompress.agents.pretrained import load_pretrained
+from adacompress.agents.qnet import NumpyQNetwork
+from adacompress.codec import REFERENCE_ACTION, Action, Ladder
 from adacompress.errors import AdaCompressError
-from adacompress.outcomes import OutcomeTable
+from adacompress.features import Featurizer, make_featurizer
+from adacompress.images import DecodeLimits
+from adacompress.rate import estimate_bytes
+from adacompress.upload import Upload
 
 
 class PolicyError(AdaCompressError, ValueError):
     code = "bad_policy"
 
 
+@dataclass(frozen=True)
+class Decision:
+    """What to send for one upload, and everything the caller and the daemon need to know about it."""
+
+    action: Action
+    rung: int
+    """Index of `action` in the policy's ladder."""
+    observation: np.ndarray | None
+    """What the policy saw (None for policies that look at nothing); the daemon's transitions keep it."""
+    data: bytes
+    """The upload encoded at `action`: exactly these bytes go to the backend."""
+    reference_bytes: int
+    """Estimated size of the reference upload (what the client would have sent), from a reduced copy."""
+    policy_version: str
+
+    @property
+    def bytes(self) -> int:
+        return len(self.data)
+
+
 class Policy(ABC):
-    """Chooses a ladder index for image `index` of an outcome table."""
+    """Chooses a rung of its ladder for each upload."""
 
     name: str
-    needs_features = False
-    """Whether `choose` reads the observation (the evaluator only embeds images when it does)."""
+    version: str
+
+    def __init__(self, ladder: Ladder, reference: Action = REFERENCE_ACTION,
+                 limits: DecodeLimits | None = None) -> None:
+        self.ladder = ladder
+        self.reference = reference
+        self.limits = limits if limits is not None else DecodeLimits.from_settings()  # ADACOMPRESS_MAX_*
+
+    def decide(self, upload: bytes | Image.Image | Upload) -> Decision:
+        """Choose, encode the chosen rung at full size, and say what was chosen and why."""
+        upload = Upload.of(upload, self.limits)
+        rung, observation = self._choose(upload)
+        action = self.ladder[rung]
+        return Decision(action, rung, observation, upload.encoded(action).data,
+                        estimate_bytes(upload, self.reference), self.version)
 
     @abstractmethod
-    def choose(self, table: OutcomeTable, index: int, observation: np.ndarray | None = None) -> int:
-        """Return the ladder index to upload image `index` at."""
-
-    def action_for(self, image: Image.Image) -> Action:
-        """The action for a new image, without any backend call (what a deployment runs)."""
-        raise PolicyError(f"{self.name} needs the backend's answers for every action; it cannot run on new images")
+    def _choose(self, upload: Upload) -> tuple[int, np.ndarray | None]:
+        """The rung for `upload` and the observation it was chosen from."""
 
 
 class FixedPolicy(Policy):
     """Always the same action: the baseline every learned policy has to beat."""
 
-    def __init__(self, action: Action) -> None:
+    def __init__(self, action: Action, reference: Action = REFERENCE_ACTION) -> None:
+        super().__init__(Ladder((action,)), reference)
         self.action = action
-        self.name = f"fixed:{action.quality}" if action.codec == "jpeg" else f"fixed:{action.label}"
+        self.name = self.version = f"fixed:{action.quality}" if action.codec == "jpeg" else f"fixed:{action.label}"
 
-    def choose(self, table: OutcomeTable, index: int, observation: np.ndarray | None = None) -> int:
-        try:
-            return table.ladder.actions.index(self.action)
-        except ValueError:
-            raise PolicyError(f"{self.name} is not on the ladder {table.ladder.spec}") from None
-
-    def action_for(self, image: Image.Image) -> Action:
-        return self.action
+    def _choose(self, upload: Upload) -> tuple[int, None]:
+        return 0, None
 
 
 class RandomPolicy(Policy):
     """Uniform over the ladder, seeded."""
 
-    name = "random"
-
-    def __init__(self, seed: int = 0) -> None:
+    def __init__(self, ladder: Ladder, seed: int = 0, reference: Action = REFERENCE_ACTION) -> None:
+        super().__init__(ladder, reference)
+        self.name, self.version = "random", f"random:{seed}"
         self._rng = np.random.default_rng(seed)
 
-    def choose(self, table: OutcomeTable, index: int, observation: np.ndarray | None = None) -> int:
-        return int(self._rng.integers(len(table.ladder)))
+    def _choose(self, upload: Upload) -> tuple[int, None]:
+        return int(self._rng.integers(len(self.ladder))), None
 
 
-class OraclePolicy(Policy):
-    """Per image, the cheapest action that still hits; needs every action's answer.
+class LearnedPolicy(Policy):
+    """A trained agent: its featurizer's observation through its Q-network; the highest Q wins."""
 
-    `codec` restricts it to one codec's rungs (the JPEG oracle bounds any policy on the JPEG ladder).
-    """
+    def __init__(self, agent: AgentFile, name: str = "agent") -> None:
+        super().__init__(agent.ladder, agent.reference)
+        self.agent = agent
+        self.name = name
+        self.version = agent.version
+        self.scoring = agent.scoring
+        self.featurizer: Featurizer = make_featurizer(agent.config.featurizer, agent.ladder)
+        if self.featurizer.dim != agent.observation_dim:
+            raise PolicyError(f"{name}: featurizer {agent.config.featurizer} gives {self.featurizer.dim} numbers, "
+                              f"the agent expects {agent.observation_dim}")
+        self.q_network = NumpyQNetwork(agent)
 
-    def __init__(self, codec: str | None = None) -> None:
-        self.codec = codec
-        self.name = f"oracle:{codec}" if codec else "oracle"
+    def q_values(self, observations: np.ndarray) -> np.ndarray:
+        return self.q_network(observations)
 
-    def choose(self, table: OutcomeTable, index: int, observation: np.ndarray | None = None) -> int:
-        sizes = table.sizes(index)
-        allowed = [a for a, action in enumerate(table.ladder.actions) if self.codec in (None, action.codec)]
-        by_size = sorted(allowed, key=sizes.__getitem__)
-        for action_index in by_size:
-            if table.outcome(index, action_index).hit:
-                return action_index
-        return by_size[-1]
+    def _choose(self, upload: Upload) -> tuple[int, np.ndarray]:
+        observation = self.featurizer.observe(upload)
+        return int(self.q_network(observation)[0].argmax()), observation
+
+
+def load_policy(source: str | Path | bytes, name: str | None = None) -> LearnedPolicy:
+    """A learned policy from agent-file bytes, a path, or `pretrained:NAME`."""
+    if isinstance(source, bytes):
+        return LearnedPolicy(AgentFile.from_bytes(source), name or "agent")
+    text = str(source)
+    if text.startswith("pretrained:"):
+        agent_name = text.partition(":")[2]
+        return LearnedPolicy(load_pretrained(agent_name), name or f"agent:{agent_name}")
+    path = Path(text)
+    return LearnedPolicy(AgentFile.read(path), name or f"agent:{path.stem}")
 
 
 def policy_from_spec(spec: str, ladder: Ladder, seed: int = 0) -> Policy:
-    """`fixed:Q` (JPEG quality) or `fixed:codec:Q`, `random`, `oracle`, `pretrained:NAME`, or an agent file."""
+    """`fixed:Q` (JPEG quality) or `fixed:codec:Q`, `random`, `pretrained:NAME`, or an agent file."""
     kind, _, arg = spec.partition(":")
     if kind == "fixed":
         codec, _, quality = arg.rpartition(":")
         try:
             return FixedPolicy(Action(codec or "jpeg", int(quality)))
         except ValueError as exc:
-            raise PolicyError(f"policy {spec!r}: expected fixed:QUALITY, e.g. fixed:15") from exc
+            raise PolicyError(f"policy {spec!r}: expected fixed:QUALITY, e.g. fixed:15 ({exc})") from exc
     if kind == "random":
-        return RandomPolicy(seed)
+        return RandomPolicy(ladder, seed)
     if kind == "oracle":
-        return OraclePolicy()
-    from adacompress.agents.pretrained import load_agent, resolve_agent_path
-
-    if kind == "pretrained":
-        return load_agent(resolve_agent_path(arg))
-    if Path(spec).suffix == ".zip" or Path(spec).exists():
-        return load_agent(Path(spec))
-    raise PolicyError(f"unknown policy {spec!r}; use fixed:Q, random, oracle, pretrained:NAME or an agent .zip")
+        raise PolicyError("the oracle needs every rung's answer from the backend, so it cannot decide for a new "
+                          "upload; use it as a bound in `eval` or `bench`")
+    if kind == "pretrained" or Path(spec).suffix == ".zip" or Path(spec).exists():
+        return load_policy(spec)
+    raise PolicyError(f"unknown policy {spec!r}; use fixed:Q, random, pretrained:NAME or an agent .zip")

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
-from adacompress.agents.dqn import AgentConfig, DqnAgent, build_dqn, load_agent_file
+from adacompress.agents.agent_file import AgentConfig, AgentFile
+from adacompress.agents.dqn import agent_file, build_dqn, dqn_from_agent
 from adacompress.envs.jpeg_quality import JpegQualityEnv
 from adacompress.errors import AdaCompressError
 
@@ -73,7 +74,7 @@ def add_image_transitions(model, env: JpegQualityEnv, index: int, skip_action: i
 
 def train_agent(env: JpegQualityEnv, config: AgentConfig, steps: int, out: Path, max_calls: int = 4000,
                 checkpoint_every: int = 500, resume: bool = False, progress_bar: bool = False,
-                metadata: dict | None = None) -> tuple[DqnAgent, TrainReport]:
+                metadata: dict | None = None) -> tuple[AgentFile, TrainReport]:
     """Train (or resume) a DQN on `env` for `steps` env steps or until `max_calls` backend calls."""
     if not env.table.monotone:
         raise AdaCompressError("training needs an env made with infer_monotone=True")
@@ -83,7 +84,7 @@ def train_agent(env: JpegQualityEnv, config: AgentConfig, steps: int, out: Path,
     model = build_dqn(env, config)
     done_steps, calls_before = int(state.get("steps", 0)), int(state.get("backend_calls", 0))
     if resume and out.is_file():
-        weights = load_agent_file(out).model.q_net.state_dict()
+        weights = dqn_from_agent(AgentFile.read(out)).q_net.state_dict()
         model.q_net.load_state_dict(weights)
         model.q_net_target.load_state_dict(weights)
     env.table.resolved.update(state.get("resolved", {}))
@@ -91,13 +92,15 @@ def train_agent(env: JpegQualityEnv, config: AgentConfig, steps: int, out: Path,
     for name in list(env.table.resolved):  # refill the replay buffer from what earlier runs paid for
         if name in names:
             add_image_transitions(model, env, names[name])
-    agent = DqnAgent(model, env.ladder, env.table.reference_action, env.table.scoring, config,
-                     dict(metadata or {}))
+    metadata = dict(metadata or {})
+
+    def snapshot() -> AgentFile:
+        return agent_file(model, env.ladder, env.table.reference_action, env.table.scoring, config, metadata)
 
     def save_checkpoint(at_step: int) -> None:
         total = done_steps + at_step
-        agent.metadata.update({"steps": total, "backend_calls": calls_before + env.backend.stats.calls})
-        agent.save(out)
+        metadata.update({"steps": total, "backend_calls": calls_before + env.backend.stats.calls})
+        snapshot().save(out)
         state_path.write_text(json.dumps({
             "steps": total, "backend_calls": calls_before + env.backend.stats.calls,
             "resolved": env.table.resolved,
@@ -111,5 +114,5 @@ def train_agent(env: JpegQualityEnv, config: AgentConfig, steps: int, out: Path,
     save_checkpoint(model.num_timesteps)
     report = TrainReport(done_steps + model.num_timesteps, len(env.table.resolved),
                          calls_before + env.backend.stats.calls, callback.stopped_by_budget)
-    return agent, report
+    return snapshot(), report
 

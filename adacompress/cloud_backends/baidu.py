@@ -9,7 +9,6 @@ Baidu reports errors in the body with HTTP 200; `map_error` turns its codes into
 from __future__ import annotations
 
 import base64
-import os
 import threading
 import time
 from typing import Any
@@ -31,6 +30,7 @@ from adacompress.cloud_backends.limits import BAIDU_LIMITS, check_image, check_r
 from adacompress.cloud_backends.redact import redact, register_secret
 from adacompress.cloud_backends.registry import register_backend
 from adacompress.cloud_backends.stack import build_stack
+from adacompress.config import settings
 from adacompress.errors import BadImage, NotAnImage, UnsupportedFormat
 
 TOKEN_PATH = "/oauth/2.0/token"
@@ -40,7 +40,6 @@ REQUIRED_SCOPE = "brain_all_scope"
 QUOTA_ZONE = time_zone("Asia/Shanghai", 8.0)
 """Baidu's daily limits are assumed to reset at midnight China Standard Time (unverified)."""
 FREE_TIER_QPS = 2.0
-QPS_ENV = "BAIDU_QPS"
 """Overrides the default client-side rate (paid plans allow more) where no `qps=` option is given."""
 
 _TOKEN_ERRORS = {110, 111}
@@ -154,4 +153,4 @@ class BaiduBackend(HttpBackend):
 @register_backend("baidu")
 def _make_baidu(**options: Any) -> VisionBackend:
     """Paced at the free tier's 2 QPS unless `qps=` or `BAIDU_QPS` says otherwise."""
-    return build_stack(BaiduBackend, options, default_qps=float(os.environ.get(QPS_ENV) or FREE_TIER_QPS))
+    return build_stack(BaiduBackend, options, default_qps=settings().baidu_qps or FREE_TIER_QPS)

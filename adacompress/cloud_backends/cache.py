@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 from adacompress.cloud_backends.base import Label, Recognition, VisionBackend
 from adacompress.cloud_backends.redact import register_secret
+from adacompress.config import settings
 
 log = logging.getLogger(__name__)
 
@@ -163,15 +164,13 @@ def open_cache(cache: bool | str | ResponseCache | None = True, redis_url: str |
         return None
     if not isinstance(cache, bool | str):
         return cache
-    url = redis_url or os.environ.get(REDIS_URL_ENV)
+    url = redis_url or settings().redis_url
     if cache == "redis" or (cache in (True, "auto") and url):
         if not url:
             raise ValueError(f"cache='redis' needs redis_url= or {REDIS_URL_ENV}")
         return RedisCache(url, cache_prefix, cache_ttl_s)
     if cache in (True, "auto", "disk"):
-        from adacompress.cnn import cache_dir as user_cache_dir
-
-        return DiskCache(Path(cache_dir) if cache_dir else user_cache_dir() / "responses", cache_ttl_s)
+        return DiskCache(Path(cache_dir) if cache_dir else settings().cache_dir / "responses", cache_ttl_s)
     raise ValueError(f"unknown cache setting {cache!r}; use auto, redis, disk or off")
 
 

@@ -9,7 +9,6 @@ never the query string, where Baidu's token and Google's key travel.
 from __future__ import annotations
 
 import email.utils
-import os
 import time
 from typing import Any
 
@@ -19,11 +18,12 @@ from adacompress.cloud_backends.base import AuthError, BackendUnavailable, Visio
 from adacompress.cloud_backends.deadline import DeadlineExceeded, budget_s, require_time
 from adacompress.cloud_backends.limits import ImageLimits
 from adacompress.cloud_backends.redact import protect_library_loggers, register_secret
+from adacompress.config import endpoint_override, secret
 
 
 def env_secret(var: str, backend: str) -> str:
     """A credential from the environment (the only place we read them), registered for redaction."""
-    value = os.environ.get(var, "").strip()
+    value = secret(var)
     if not value:
         raise AuthError(f"{backend}: set {var} in the environment; credentials are read only from there")
     register_secret(value)
@@ -61,7 +61,7 @@ class HttpBackend(VisionBackend):
                  read_timeout_s: float = 15.0, max_labels: int = 10, min_score: float = 0.0,
                  limits: ImageLimits | None = None) -> None:
         super().__init__(max_labels=max_labels, min_score=min_score)
-        self.endpoint = (endpoint or os.environ.get(self.endpoint_env) or self.default_endpoint).rstrip("/")
+        self.endpoint = (endpoint or endpoint_override(self.endpoint_env) or self.default_endpoint).rstrip("/")
         self.limits = limits or self.default_limits
         self.connect_timeout_s = connect_timeout_s
         self.read_timeout_s = read_timeout_s

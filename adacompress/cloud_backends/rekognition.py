@@ -11,7 +11,6 @@ boto3's default is 60/60), whatever `AWS_NEW_RETRIES_2026` or config files say.
 from __future__ import annotations
 
 import concurrent.futures
-import os
 from typing import Any
 
 import boto3
@@ -32,6 +31,7 @@ from adacompress.cloud_backends.limits import REKOGNITION_LIMITS, ImageLimits, c
 from adacompress.cloud_backends.redact import protect_library_loggers, redact, register_secret
 from adacompress.cloud_backends.registry import register_backend
 from adacompress.cloud_backends.stack import build_stack
+from adacompress.config import settings
 from adacompress.errors import BadImage, ImageTooLarge, UnsupportedFormat
 
 _THROTTLING = {"ThrottlingException", "ProvisionedThroughputExceededException", "TooManyRequestsException",
@@ -77,7 +77,7 @@ class RekognitionBackend(VisionBackend):
         super().__init__(max_labels=max_labels, min_score=min_score)
         self.limits = limits or REKOGNITION_LIMITS
         session = boto3.session.Session()
-        region = region or session.region_name or os.environ.get("AWS_REGION")
+        region = region or session.region_name or settings().aws_region
         if not region:
             raise AuthError("rekognition: no AWS region configured; set AWS_REGION (or AWS_DEFAULT_REGION, "
                             "or a region in the AWS profile) or pass region=")

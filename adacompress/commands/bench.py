@@ -12,11 +12,11 @@ import argparse
 import json
 from pathlib import Path
 
-from adacompress.agents.policies import FixedPolicy, OraclePolicy, policy_from_spec
+from adacompress.agents.policies import FixedPolicy, load_policy
 from adacompress.agents.pretrained import shipped_agents
 from adacompress.codec import DEFAULT_LADDER, REFERENCE_ACTION, Action, Ladder, codec_available
 from adacompress.commands._common import add_data_args, backend_from_args, load_images, scoring_from_args
-from adacompress.evaluation import EvalResult, evaluate_policy, format_table
+from adacompress.evaluation import EvalResult, evaluate_oracle, evaluate_policy, format_table
 from adacompress.outcomes import OutcomeTable
 
 OTHER_CODEC_QUALITIES = (5, 15, 25, 50, 75, 95)
@@ -48,12 +48,12 @@ def run(args: argparse.Namespace) -> int:
     agent_specs = args.agent
     if agent_specs is None:
         agent_specs = [f"pretrained:{name}" for name in shipped_agents()]
-    agents = [policy_from_spec(spec, ladder) for spec in agent_specs]
+    agents = [load_policy(spec) for spec in agent_specs]
     agents = [a for a in agents if args.agent is not None or a.scoring.rule == scoring.rule]
     fixed = [evaluate_policy(table, FixedPolicy(action)) for action in ladder.actions]
-    oracles = [evaluate_policy(table, OraclePolicy("jpeg"))]
+    oracles = [evaluate_oracle(table, "jpeg")]
     if len(ladder) > len(DEFAULT_LADDER):
-        oracles.append(evaluate_policy(table, OraclePolicy()))
+        oracles.append(evaluate_oracle(table))
     agent_results = [evaluate_policy(table, agent) for agent in agents]
     fixed_jpeg = [r for r, a in zip(fixed, ladder.actions, strict=True) if a.codec == "jpeg"]
     print(format_table(fixed + oracles + agent_results))

@@ -6,8 +6,9 @@ import argparse
 from pathlib import Path
 
 from adacompress.agents.policies import policy_from_spec
-from adacompress.codec import DEFAULT_LADDER, REFERENCE_ACTION, encode
-from adacompress.images import IMAGE_SUFFIXES, list_images, open_image
+from adacompress.codec import DEFAULT_LADDER
+from adacompress.errors import BadImage
+from adacompress.images import IMAGE_SUFFIXES, list_images
 
 _EXTENSIONS = {"jpeg": ".jpg", "webp": ".webp", "avif": ".avif"}
 
@@ -27,14 +28,16 @@ def run(args: argparse.Namespace) -> int:
         if path.suffix.lower() not in IMAGE_SUFFIXES:
             print(f"skip {path}: not an image file")
             continue
-        image = open_image(path)
-        action = policy.action_for(image)
-        encoded = encode(image, action)
-        reference = encode(image, REFERENCE_ACTION).info.bytes
-        (args.out / f"{path.stem}{_EXTENSIONS[action.codec]}").write_bytes(encoded.data)
-        total, reference_total = total + encoded.info.bytes, reference_total + reference
-        ratio = encoded.info.bytes / reference
-        print(f"{path.name}: {action.label}, {encoded.info.bytes:,} bytes ({ratio:.2f} of q=75)")
+        try:
+            decision = policy.decide(path.read_bytes())
+        except BadImage as exc:
+            print(f"skip {path}: [{exc.code}] {exc}")
+            continue
+        (args.out / f"{path.stem}{_EXTENSIONS[decision.action.codec]}").write_bytes(decision.data)
+        total, reference_total = total + decision.bytes, reference_total + decision.reference_bytes
+        ratio = decision.bytes / decision.reference_bytes
+        print(f"{path.name}: {decision.action.label}, {decision.bytes:,} bytes (about {ratio:.2f} of q=75)")
     if reference_total:
-        print(f"{len(files)} images: {total:,} bytes, {total / reference_total:.2f} of the q=75 bytes")
+        print(f"{len(files)} images: {total:,} bytes, about {total / reference_total:.2f} of the q=75 bytes "
+              "(q=75 sizes estimated from reduced copies)")
     return 0

@@ -10,12 +10,12 @@ import argparse
 import json
 from pathlib import Path
 
-from adacompress.agents.policies import FixedPolicy, OraclePolicy, Policy, policy_from_spec
+from adacompress.agents.policies import FixedPolicy, Policy, policy_from_spec
 from adacompress.agents.pretrained import shipped_agents
 from adacompress.cloud_backends.registry import create_backend
 from adacompress.codec import DEFAULT_LADDER
 from adacompress.demo_images import demo_image_set
-from adacompress.evaluation import evaluate_policy, format_table
+from adacompress.evaluation import evaluate_oracle, evaluate_policy, format_table
 from adacompress.images import ImageSet
 from adacompress.outcomes import OutcomeTable
 
@@ -36,10 +36,11 @@ def run(args: argparse.Namespace) -> int:
     print(f"adacompress demo: {len(images)} images, backend {backend.name}, reference JPEG q=75 "
           "(offline: no Redis or cloud account needed)")
     table = OutcomeTable(images, backend, DEFAULT_LADDER)
-    policies: list[Policy] = [FixedPolicy(action) for action in DEFAULT_LADDER.actions] + [OraclePolicy()]
+    policies: list[Policy] = [FixedPolicy(action) for action in DEFAULT_LADDER.actions]
     if args.agent != "none" and (args.agent != f"pretrained:{DEMO_AGENT}" or DEMO_AGENT in shipped_agents()):
         policies.append(policy_from_spec(args.agent, DEFAULT_LADDER))
     results = [evaluate_policy(table, policy) for policy in policies]
+    results.insert(len(DEFAULT_LADDER), evaluate_oracle(table))
     print(format_table(results))
     fixed = results[: len(DEFAULT_LADDER)]
     for result in results[len(DEFAULT_LADDER):]:

@@ -11,7 +11,6 @@ import argparse
 import json
 from pathlib import Path
 
-from adacompress.agents.policies import policy_from_spec
 from adacompress.codec import REFERENCE_ACTION
 from adacompress.commands._common import (
     add_data_args,
@@ -20,7 +19,7 @@ from adacompress.commands._common import (
     load_images,
     scoring_from_args,
 )
-from adacompress.evaluation import evaluate_policy, format_table
+from adacompress.evaluation import evaluate_spec, format_table
 from adacompress.outcomes import OutcomeTable
 
 
@@ -33,11 +32,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    ladder = ladder_from_args(args)
-    policies = [policy_from_spec(spec, ladder, args.seed) for spec in args.policy]
-    table = OutcomeTable(load_images(args.images, args.subset), backend_from_args(args), ladder,
+    table = OutcomeTable(load_images(args.images, args.subset), backend_from_args(args), ladder_from_args(args),
                          REFERENCE_ACTION, scoring_from_args(args))
-    results = [evaluate_policy(table, policy) for policy in policies]
+    results = [evaluate_spec(table, spec, args.seed) for spec in args.policy]
     print(format_table(results))
     if args.json:
         payload = results[0].to_json() if len(results) == 1 else {"results": [r.to_json() for r in results]}

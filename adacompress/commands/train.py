@@ -7,7 +7,8 @@ import json
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from adacompress.agents.dqn import AgentConfig
+from adacompress.agents.agent_file import AgentConfig
+from adacompress.agents.policies import LearnedPolicy
 from adacompress.agents.pretrained import file_sha256
 from adacompress.agents.training import train_agent
 from adacompress.commands._common import (
@@ -19,7 +20,7 @@ from adacompress.commands._common import (
 )
 from adacompress.envs.jpeg_quality import JpegQualityEnv
 from adacompress.evaluation import evaluate_policy
-from adacompress.features import DEFAULT_PROBE, make_featurizer
+from adacompress.features import DEFAULT_FEATURIZER, make_featurizer
 from adacompress.images import AugmentedImageSet
 from adacompress.outcomes import OutcomeTable
 
@@ -30,8 +31,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-calls", type=int, default=4000, help="stop when this many backend calls are spent")
     parser.add_argument("--out", type=Path, required=True, help="agent file to write (.zip)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--featurizer", default=DEFAULT_PROBE,
-                        help="what the agent sees: probe:SURROGATE (lite0, lite1, lite2) or embedding")
+    parser.add_argument("--featurizer", default=DEFAULT_FEATURIZER,
+                        help=f"what the agent sees (default {DEFAULT_FEATURIZER}; probe:SURROGATE is the slow "
+                             "full-size probe; embedding the 1280-d features)")
     parser.add_argument("--head", choices=("known-cost", "mlp"), default="known-cost",
                         help="Q-network head: learned hit probability minus the known size term, or a plain MLP")
     parser.add_argument("--net-arch", default="64,64", help="hidden layer widths, comma separated")
@@ -71,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     if args.heldout:
         heldout = load_images(args.images, args.heldout)
         table = OutcomeTable(heldout, backend, ladder, env.table.reference_action, scoring)
-        result = evaluate_policy(table, agent)
+        result = evaluate_policy(table, LearnedPolicy(agent, f"agent:{args.out.stem}"))
         card = {
             "name": args.out.stem, "backend": backend.name, "ladder": ladder.spec,
             "reference": env.table.reference_action.label, "scoring": {**asdict(scoring), "rule": scoring.rule.value},
@@ -79,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
             "training": {**training, "steps": report.steps, "backend_calls": report.backend_calls,
                          "images_resolved": report.images_resolved},
             "heldout": {"subset": args.heldout, **result.to_json()},
-            "agent_sha256": file_sha256(args.out),
+            "agent_sha256": file_sha256(args.out), "version": agent.version,
         }
         args.out.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
         print(f"held-out ({args.heldout}): {result.bytes_vs_reference:.3f} of the reference bytes at "

@@ -100,7 +100,7 @@ class JpegQualityEnv(gym.Env[np.ndarray, np.int64]):
     def features(self, index: int) -> np.ndarray:
         """Observation for image `index`, computed once."""
         if index not in self._features:
-            self._features[index] = self.featurizer.embed(self.table.images.load(index))
+            self._features[index] = self.featurizer.observe(self.table.upload(index))
         return self._features[index]
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):

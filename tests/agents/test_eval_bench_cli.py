@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from adacompress.cli import main
-from adacompress.codec import DEFAULT_LADDER, codec_available
+from adacompress.codec import DEFAULT_LADDER, Action, codec_available, encode
 from adacompress.commands.bench import dominates
 from adacompress.evaluation import EvalResult
 
@@ -81,11 +81,16 @@ def test_compress_writes_each_image_at_the_policy_quality(tmp_path, photo_dir, c
     out = tmp_path / "out"
     assert main(["compress", str(photo_dir), "--policy", "fixed:25", "--out", str(out)]) == 0
     written = sorted(out.glob("*.jpg"))
-    assert len(written) == 8
-    assert all(Image.open(p).format == "JPEG" for p in written)
+    assert [p.stem for p in written] == [p.stem for p in sorted(photo_dir.glob("*.png"))]
+    for path in written:
+        with Image.open(photo_dir / f"{path.stem}.png") as original:
+            assert path.read_bytes() == encode(original.convert("RGB"), Action("jpeg", 25)).data
     assert "of the q=75 bytes" in capsys.readouterr().out
 
 
 def test_compress_refuses_the_oracle(tmp_path, photo_dir, capsys):
-    assert main(["compress", str(photo_dir), "--policy", "oracle", "--out", str(tmp_path)]) == 1
-    assert "cannot run on new images" in capsys.readouterr().err
+    assert main(["compress", str(photo_dir), "--policy", "oracle", "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert "error [bad_policy]" in err and "cannot decide for a new upload" in err
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 import pytest
 
-from adacompress.agents.dqn import load_agent_file
+from adacompress.agents.agent_file import AgentFile
+from adacompress.agents.policies import LearnedPolicy
+from adacompress.agents.pretrained import file_sha256
 from adacompress.cli import main
 from adacompress.cloud_backends.registry import create_backend
 from adacompress.codec import DEFAULT_LADDER
+from adacompress.features import DEFAULT_FEATURIZER
 from adacompress.images import AugmentedImageSet, ImageSet
 from adacompress.outcomes import OutcomeTable
 
@@ -43,7 +47,7 @@ def test_train_end_to_end_respects_the_budget_and_resumes(tmp_path, photo_dir, c
     first_calls = state["backend_calls"]
     assert 8 < first_calls <= 200
     assert "backend calls" in capsys.readouterr().out
-    agent = load_agent_file(out)
+    agent = AgentFile.read(out)
     assert agent.metadata["training"]["backend"] == BACKEND
 
     assert main([*args, "--steps", "40", "--max-calls", "200", "--resume"]) == 0
@@ -69,12 +73,23 @@ def test_trained_agent_writes_a_model_card_with_heldout_metrics(tmp_path, photo_
     card = json.loads(out.with_suffix(".json").read_text())
     assert card["backend"] == BACKEND and card["ladder"] == DEFAULT_LADDER.spec
     assert card["training"]["image_count"] == 8  # 4 even-indexed photos and one view of each
-    assert card["heldout"]["images"] == 4
-    assert 0.0 <= card["heldout"]["accuracy"] <= 1.0
-    assert sum(card["heldout"]["quality_histogram"].values()) == 4
-    # the card pins the file: pretrained loading refuses anything else
-    from adacompress.agents.pretrained import file_sha256
-    assert card["agent_sha256"] == file_sha256(out)
+    # the card pins the file (pretrained loading refuses anything else) and names the policy it holds
+    agent = AgentFile.read(out)
+    assert card["agent_sha256"] == file_sha256(out) and card["version"] == agent.version
+
+    # The held-out metrics, recomputed decision by decision on the odd-indexed photos only.
+    heldout = ImageSet.from_folder(photo_dir).subset([1, 3, 5, 7])
+    table = OutcomeTable(heldout, create_backend(BACKEND), DEFAULT_LADDER)
+    policy = LearnedPolicy(agent)
+    decisions = [policy.decide(table.upload(i)) for i in range(len(table))]
+    hits = [table.outcome(i, decision.rung).hit for i, decision in enumerate(decisions)]
+    sent = sum(decision.bytes for decision in decisions)
+    reference = sum(table.reference_bytes(i) for i in range(len(table)))
+    assert card["heldout"]["subset"] == "odd" and card["heldout"]["images"] == 4
+    assert card["heldout"]["policy"] == "agent:agent"
+    assert card["heldout"]["accuracy"] == sum(hits) / 4
+    assert card["heldout"]["bytes_vs_reference"] == pytest.approx(sent / reference)
+    assert card["heldout"]["quality_histogram"] == dict(Counter(decision.action.label for decision in decisions))
 
 
 def test_augmented_views_are_distinct_and_deterministic(photo_dir):
@@ -92,4 +107,7 @@ def test_known_cost_head_needs_the_probe(tmp_path, photo_dir, featurizer, head, 
     code = main(["train", "--backend", BACKEND, "--images", str(photo_dir), "--out", str(tmp_path / "a.zip"),
                  "--no-progress", "--steps", "4", "--featurizer", featurizer, "--head", head])
     assert code == 1
-    assert "probe" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "error [bad_agent_config]" in err and f"not {featurizer!r}" in err
+    assert f"such as {DEFAULT_FEATURIZER!r}, or the mlp head" in err  # what to do instead
+    assert len(err.strip().splitlines()) == 1

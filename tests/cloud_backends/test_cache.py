@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
+from adacompress.cloud_backends.base import BackendUnavailable
 from adacompress.cloud_backends.cache import DiskCache, RedisCache
 from adacompress.cloud_backends.cost import cost_report
 from adacompress.cloud_backends.registry import create_backend
@@ -94,7 +95,7 @@ def test_parameters_are_part_of_the_key(provider, fake, make_backend, images, tm
 def test_failures_are_not_cached(provider, fake, make_backend, images, tmp_path):
     backend = make_backend(cache="disk", cache_dir=tmp_path, max_attempts=1)
     fake.faults.fail_next = 1
-    with pytest.raises(Exception, match="internal error"):
+    with pytest.raises(BackendUnavailable, match="internal error"):
         backend.recognize(images.jpeg())
     assert backend.recognize(images.jpeg()).labels
     assert fake.calls == 2
