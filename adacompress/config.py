@@ -18,8 +18,11 @@ from adacompress.errors import AdaCompressError
 
 PREFIX = "ADACOMPRESS_"
 DEFAULT_MAX_UPLOAD_BYTES = 20 * 1024 * 1024
-DEFAULT_MAX_PIXELS = 50_000_000
+DEFAULT_MAX_PIXELS = 32_000_000
+"""Fits 12 MP phone photos and 24-30 MP camera photos (6000x4000, 6720x4480); a 48 MP PNG of a few KB took
+950 MB of peak memory in `eval`, so larger images need `ADACOMPRESS_MAX_PIXELS` raised on purpose."""
 DEFAULT_MAX_SIDE_PX = 16_384
+DEFAULT_REDIS_PREFIX = "adacompress:"
 
 
 class SettingsError(AdaCompressError, ValueError):
@@ -47,13 +50,23 @@ class Settings:
     max_upload_bytes: int
     """`ADACOMPRESS_MAX_UPLOAD_BYTES`: largest accepted upload (default 20 MiB)."""
     max_pixels: int
-    """`ADACOMPRESS_MAX_PIXELS`: largest accepted width x height, a decompression-bomb guard (default 50 M)."""
+    """`ADACOMPRESS_MAX_PIXELS`: largest accepted width x height, checked from the header before any pixel is
+    decoded (default 32 M: a 30 MP camera photo passes, a 48 MP one or a decompression bomb does not)."""
     max_side_px: int
     """`ADACOMPRESS_MAX_SIDE_PX`: largest accepted width or height (default 16384)."""
     baidu_qps: float | None
     """`BAIDU_QPS`: the Baidu account's QPS quota (default: the free tier's)."""
     aws_region: str | None
     """`AWS_REGION`: used when the AWS profile names no region."""
+    allow_insecure_endpoints: bool
+    """`ADACOMPRESS_ALLOW_INSECURE_ENDPOINTS`: let a provider endpoint be plain `http://` off loopback (default off:
+    keys and images would cross the network in clear text)."""
+    cache_epoch: str
+    """`ADACOMPRESS_CACHE_EPOCH`: part of every response-cache key; change it to retire all cached answers, e.g. when
+    a provider without a model version field changes its model (default "0")."""
+    redis_prefix: str = DEFAULT_REDIS_PREFIX
+    """`ADACOMPRESS_REDIS_PREFIX`: the prefix of every Redis key and channel the service uses, so deployments can
+    share one Redis (default "adacompress:"; keys are listed in docs/architecture.md)."""
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -109,6 +122,9 @@ def settings(env: Mapping[str, str] | None = None) -> Settings:
         max_side_px=_int(env, PREFIX + "MAX_SIDE_PX", DEFAULT_MAX_SIDE_PX),
         baidu_qps=_float(env, "BAIDU_QPS"),
         aws_region=env.get("AWS_REGION", "").strip() or None,
+        allow_insecure_endpoints=_bool(env, PREFIX + "ALLOW_INSECURE_ENDPOINTS", False),
+        cache_epoch=env.get(PREFIX + "CACHE_EPOCH", "").strip() or "0",
+        redis_prefix=env.get(PREFIX + "REDIS_PREFIX", "").strip() or DEFAULT_REDIS_PREFIX,
     )
 
 

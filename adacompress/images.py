@@ -42,8 +42,14 @@ class DecodeLimits:
 DEFAULT_LIMITS = DecodeLimits()
 
 
-def decode(data: bytes, limits: DecodeLimits = DEFAULT_LIMITS) -> Image.Image:
-    """Decode bytes into an upright RGB image, or raise a `BadImage` subclass saying why."""
+def decode(data: bytes, limits: DecodeLimits = DEFAULT_LIMITS, draft_short_side_px: int | None = None) -> Image.Image:
+    """Decode bytes into an upright RGB image, or raise a `BadImage` subclass saying why.
+
+    With `draft_short_side_px`, a JPEG is decoded at 1/2, 1/4 or 1/8 scale (the decoder skips the
+    detail, so it costs a fraction of the memory and time) as long as its short side stays at least
+    that many pixels; other formats decode at full size. The limits apply to the declared size either way.
+    Not for serving: a decision encodes the upload at its full size.
+    """
     if not data:
         raise NotAnImage("upload is empty (0 bytes); send a JPEG, PNG, WebP, BMP, GIF or TIFF image")
     if len(data) > limits.max_bytes:
@@ -65,6 +71,8 @@ def decode(data: bytes, limits: DecodeLimits = DEFAULT_LIMITS) -> Image.Image:
     except (OSError, ValueError, SyntaxError) as exc:
         raise _data_error("header", data, exc) from exc
     _check_dimensions(image.size, limits)
+    if draft_short_side_px:
+        _draft(image, draft_short_side_px)
     try:
         image.load()
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
@@ -101,6 +109,15 @@ def _check_dimensions(size: tuple[int, int], limits: DecodeLimits) -> None:
                             f"the limit is {limits.max_pixels:,} pixels")
 
 
+def _draft(image: Image.Image, short_side_px: int) -> None:
+    """Ask a JPEG (or MPO) decoder for the largest scale-down (8, 4 or 2) keeping the short side >= `short_side_px`;
+    other formats ignore drafts."""
+    width, height = image.size
+    scale = next((s for s in (8, 4, 2) if min(width, height) // s >= short_side_px), 1)
+    if scale > 1:
+        image.draft(image.mode, (width // scale, height // scale))
+
+
 def to_rgb(image: Image.Image) -> Image.Image:
     """Apply EXIF orientation and bring any mode (L, P, RGBA, CMYK, I;16, ...) to 8-bit RGB."""
     image = ImageOps.exif_transpose(image)
@@ -118,9 +135,10 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB") if image.mode != "RGB" else image
 
 
-def open_image(path: str | Path, limits: DecodeLimits = DEFAULT_LIMITS) -> Image.Image:
-    """Decode a file with the same checks as an upload."""
-    return decode(Path(path).read_bytes(), limits)
+def open_image(path: str | Path, limits: DecodeLimits = DEFAULT_LIMITS,
+               draft_short_side_px: int | None = None) -> Image.Image:
+    """Decode a file with the same checks as an upload (`decode`)."""
+    return decode(Path(path).read_bytes(), limits, draft_short_side_px)
 
 
 def list_images(folder: str | Path) -> list[Path]:
@@ -142,16 +160,18 @@ class ImageSet:
     """An indexed, read-only set of images (files or in-memory), optionally passed through a transform.
 
     Items are decoded on demand and the last few are kept, so a set of thousands of photos costs
-    only what one step needs.
+    only what one step needs. With `draft_short_side_px`, JPEG files decode reduced (`decode`): the
+    set then stands for smaller photos, which suits an evaluation that accepts that, not serving.
     """
 
-    def __init__(self, items: list[Path] | list[Image.Image], transform=None, keep_decoded: int = 16,
-                 limits: DecodeLimits = DEFAULT_LIMITS) -> None:
+    def __init__(self, items: list[Path] | list[Image.Image], transform=None, keep_decoded: int = 4,
+                 limits: DecodeLimits = DEFAULT_LIMITS, draft_short_side_px: int | None = None) -> None:
         if not items:
             raise ValueError("an image set needs at least one image")
         self._items = list(items)
         self.transform = transform
         self._limits = limits
+        self.draft_short_side_px = draft_short_side_px
         self._keep = keep_decoded
         self._decoded: dict[int, Image.Image] = {}
 
@@ -172,7 +192,8 @@ class ImageSet:
     def load(self, index: int) -> Image.Image:
         if index not in self._decoded:
             item = self._items[index]
-            image = open_image(item, self._limits) if isinstance(item, Path) else to_rgb(item)
+            image = (open_image(item, self._limits, self.draft_short_side_px) if isinstance(item, Path)
+                     else to_rgb(item))
             if self.transform is not None:
                 image = self.transform(image)
             if len(self._decoded) >= self._keep:
@@ -181,7 +202,8 @@ class ImageSet:
         return self._decoded[index]
 
     def subset(self, indices: list[int]) -> ImageSet:
-        return ImageSet([self._items[i] for i in indices], self.transform, self._keep, self._limits)
+        return ImageSet([self._items[i] for i in indices], self.transform, self._keep, self._limits,
+                        self.draft_short_side_px)
 
 
 class AugmentedImageSet(ImageSet):

@@ -17,13 +17,13 @@ from dataclasses import dataclass
 
 from adacompress.cloud_backends.base import Recognition, VisionBackend
 from adacompress.codec import DEFAULT_LADDER, REFERENCE_ACTION, Action, Ladder
-from adacompress.errors import AdaCompressError
+from adacompress.errors import AdaCompressError, BadImage
 from adacompress.images import ImageSet
 from adacompress.scoring import Scoring
 from adacompress.upload import Upload
 
-KEEP_UPLOADS = 16
-"""Images whose encodings stay in memory: what one step and its neighbours need, not the whole set."""
+KEEP_UPLOADS = 4
+"""Images whose encodings stay in memory: what one step needs (a 24 MP photo is ~70 MB decoded)."""
 
 
 @dataclass(frozen=True)
@@ -56,16 +56,25 @@ class OutcomeTable:
         self.monotone = monotone
         self.resolved: dict[str, list[bool]] = dict(resolved or {})
         """Per image name, every rung's hit as resolved by bisection (monotone mode)."""
+        self.unusable: dict[int, BadImage] = {}
+        """Images that failed to decode, by index: asked again, they fail the same way without decoding again."""
 
     def __len__(self) -> int:
         return len(self.images)
 
     def upload(self, index: int) -> Upload:
         """Image `index` with its encodings memoized: the policy, the sizes and the backend share them."""
+        if index in self.unusable:
+            raise self.unusable[index].with_traceback(None)
         if index not in self._uploads:
+            try:
+                image = self.images.load(index)
+            except BadImage as exc:
+                self.unusable[index] = exc
+                raise
             if len(self._uploads) >= KEEP_UPLOADS:
                 self._uploads.pop(next(iter(self._uploads)))
-            self._uploads[index] = Upload(self.images.load(index), self.images.name(index))
+            self._uploads[index] = Upload(image, self.images.name(index))
         return self._uploads[index]
 
     def rung_of(self, action: Action) -> int:

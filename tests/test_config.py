@@ -24,7 +24,8 @@ from adacompress.errors import AdaCompressError
 
 VARIABLES = ["ADACOMPRESS_CACHE_DIR", "ADACOMPRESS_REDIS_URL", "ADACOMPRESS_PRETRAINED_DIR",
              "ADACOMPRESS_ONNX_THREADS", "ADACOMPRESS_ONNX_SPINNING", "ADACOMPRESS_MAX_UPLOAD_BYTES",
-             "ADACOMPRESS_MAX_PIXELS", "ADACOMPRESS_MAX_SIDE_PX", "BAIDU_QPS", "AWS_REGION"]
+             "ADACOMPRESS_MAX_PIXELS", "ADACOMPRESS_MAX_SIDE_PX", "BAIDU_QPS", "AWS_REGION",
+             "ADACOMPRESS_ALLOW_INSECURE_ENDPOINTS", "ADACOMPRESS_CACHE_EPOCH", "ADACOMPRESS_REDIS_PREFIX"]
 
 
 def test_defaults():
@@ -32,9 +33,10 @@ def test_defaults():
     assert defaults == Settings(
         cache_dir=Path(platformdirs.user_cache_dir("adacompress")), redis_url=None, pretrained_dir=None,
         onnx_threads=min(2, os.cpu_count() or 1), onnx_spinning=False, max_upload_bytes=20 * 1024 * 1024,
-        max_pixels=50_000_000, max_side_px=16_384, baidu_qps=None, aws_region=None,
+        max_pixels=32_000_000, max_side_px=16_384, baidu_qps=None, aws_region=None,
+        allow_insecure_endpoints=False, cache_epoch="0",
     )
-    assert (DEFAULT_MAX_UPLOAD_BYTES, DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIDE_PX) == (20 << 20, 50_000_000, 16_384)
+    assert (DEFAULT_MAX_UPLOAD_BYTES, DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIDE_PX) == (20 << 20, 32_000_000, 16_384)
 
 
 def test_blank_values_mean_the_default():
@@ -64,6 +66,8 @@ def test_every_field_documents_its_variable():
     ("ADACOMPRESS_MAX_SIDE_PX", "4096", "max_side_px", 4096),
     ("BAIDU_QPS", "2.5", "baidu_qps", 2.5),
     ("AWS_REGION", "eu-west-1", "aws_region", "eu-west-1"),
+    ("ADACOMPRESS_ALLOW_INSECURE_ENDPOINTS", "1", "allow_insecure_endpoints", True),
+    ("ADACOMPRESS_CACHE_EPOCH", " 2026-07 ", "cache_epoch", "2026-07"),
 ])
 def test_each_override(name, raw, field, expected):
     configured = settings(env={name: raw})
@@ -83,6 +87,7 @@ def test_each_override(name, raw, field, expected):
     ("ADACOMPRESS_MAX_SIDE_PX", "wide", r"^ADACOMPRESS_MAX_SIDE_PX='wide' is not a whole number$"),
     ("BAIDU_QPS", "fast", r"^BAIDU_QPS='fast' is not a number$"),
     ("BAIDU_QPS", "0", r"^BAIDU_QPS='0' must be positive$"),
+    ("ADACOMPRESS_ALLOW_INSECURE_ENDPOINTS", "sure", r"^ADACOMPRESS_ALLOW_INSECURE_ENDPOINTS='sure': use 1/0"),
 ])
 def test_bad_values_name_the_variable(name, raw, match):
     with pytest.raises(SettingsError, match=match) as caught:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import struct
+import subprocess
+import sys
 import zlib
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from adacompress.config import DEFAULT_MAX_PIXELS
 from adacompress.errors import (
     AdaCompressError,
     BadImage,
@@ -124,10 +127,10 @@ def test_too_many_bytes_is_refused_before_decoding(textured_image, encode_as):
 
 
 @pytest.mark.parametrize("data, limits, named", [
-    (png_declaring(100_000, 100_000), DecodeLimits(), "limit is 50,000,000 pixels"),
+    (png_declaring(100_000, 100_000), DecodeLimits(), f"limit is {DEFAULT_MAX_PIXELS:,} pixels"),
     (png_declaring(20_000, 10), DecodeLimits(), "20000x10 px; the limit is 16384 px per side"),
     (png_declaring(10_000, 9_000), DecodeLimits(),
-     "10000x9000 px = 90,000,000 pixels; the limit is 50,000,000"),
+     f"10000x9000 px = 90,000,000 pixels; the limit is {DEFAULT_MAX_PIXELS:,}"),
     (png_declaring(300, 200), DecodeLimits(max_pixels=50_000), "300x200 px = 60,000 pixels"),
     (png_declaring(300, 200), DecodeLimits(max_side_px=256), "300x200 px; the limit is 256 px per side"),
 ], ids=["100000-square", "too-wide", "over-max-pixels", "custom-pixels", "custom-side"])
@@ -138,7 +141,7 @@ def test_declared_dimensions_are_checked_from_the_header(data, limits, named):
 
 
 @pytest.mark.parametrize("textured_jpeg_size, named", [
-    ((60_000, 60_000), "limit is 50,000,000 pixels"),
+    ((60_000, 60_000), f"limit is {DEFAULT_MAX_PIXELS:,} pixels"),
     ((20_000, 100), "20000x100 px; the limit is 16384 px per side"),
 ])
 def test_jpeg_headers_are_checked_too(textured_image, encode_as, textured_jpeg_size, named):
@@ -152,6 +155,50 @@ def test_decompression_bomb_is_refused_without_decoding():
     assert len(bomb) < 100_000  # a hundred million pixels in a few KB
     with pytest.raises(TooManyPixels, match="10000x10000 px = 100,000,000 pixels"):
         decode(bomb)
+
+
+def test_default_pixel_limit_refuses_a_48_megapixel_png():
+    bomb = png_bomb(8000, 6000)  # a few KB; decoded, about 950 MB of peak memory in `eval`
+    with pytest.raises(TooManyPixels, match="8000x6000 px = 48,000,000 pixels"):
+        decode(bomb)
+
+
+@pytest.mark.parametrize("width, height", [(4032, 3024), (5712, 4284), (6000, 4000), (6240, 4160), (6720, 4480)],
+                         ids=["12MP-phone", "24MP-phone", "24MP-camera", "26MP-camera", "30MP-camera"])
+def test_default_pixel_limit_accepts_phone_and_camera_photos(width, height):
+    # The header passes the limits; only then does the decoder find the pixel data missing.
+    with pytest.raises((TruncatedImage, CorruptImage)):
+        decode(png_declaring(width, height))
+
+
+MEMORY_PROBE = """
+import re, sys
+sys.path.insert(0, {tests!r})
+from adacompress.errors import TooManyPixels
+from adacompress.images import decode
+from test_images import png_bomb
+
+def peak_kib():  # this process's own high-water mark (ru_maxrss would include the forking parent's)
+    with open("/proc/self/status") as status:
+        return int(re.search(r"VmHWM:\\s+(\\d+) kB", status.read()).group(1))
+
+bomb = png_bomb({width}, {height})
+before = peak_kib()
+try:
+    decode(bomb)
+except TooManyPixels:
+    pass
+print(peak_kib() - before)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="reads the peak memory from /proc")
+@pytest.mark.parametrize("width, height", [(8000, 6000), (16_000, 16_000)])
+def test_pixel_limit_is_enforced_before_pixels_are_allocated(width, height):
+    probe = MEMORY_PROBE.format(tests=str(Path(__file__).parent), width=width, height=height)
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    grown_kib = int(done.stdout.strip())
+    assert grown_kib < 8 * 1024, f"peak memory grew {grown_kib} KiB while refusing a {width}x{height} bomb"
 
 
 def test_every_decode_error_is_a_typed_bad_image():
@@ -357,3 +404,58 @@ def test_image_set_needs_images(tmp_path):
     (tmp_path / "notes.txt").write_text("no images here")
     with pytest.raises(FileNotFoundError, match="no images"):
         ImageSet.from_folder(tmp_path)
+
+
+# --- reduced decoding (JPEG draft) ---------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def jpeg_800x600(encode_as) -> bytes:
+    rng = np.random.default_rng(5)
+    ramp = np.linspace(0, 255, 800)[None, :, None] * np.array([1.0, 0.5, 0.2])
+    pixels = np.clip(ramp + rng.normal(0, 10, (600, 800, 3)), 0, 255).astype(np.uint8)
+    return encode_as(Image.fromarray(pixels), "JPEG", quality=90)
+
+
+@pytest.mark.parametrize("short_side_px, size", [
+    (None, (800, 600)), (601, (800, 600)), (600, (800, 600)), (300, (400, 300)), (299, (400, 300)),
+    (150, (200, 150)), (100, (200, 150)), (75, (100, 75)), (10, (100, 75)),
+])
+def test_jpeg_decodes_reduced_but_never_below_the_short_side_asked(jpeg_800x600, short_side_px, size):
+    image = decode(jpeg_800x600, draft_short_side_px=short_side_px)
+    assert image.mode == "RGB"
+    assert image.size == size
+
+
+def test_reduced_jpeg_looks_like_the_full_decode_reduced(jpeg_800x600):
+    reduced = np.asarray(decode(jpeg_800x600, draft_short_side_px=150), dtype=np.float64)
+    boxed = np.asarray(decode(jpeg_800x600).reduce(4), dtype=np.float64)
+    assert np.abs(reduced - boxed).mean() < 4.0
+
+
+def test_reduced_decoding_keeps_exif_orientation(encode_as):
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotated a quarter turn: stored 800x400, displayed 400x800
+    data = encode_as(_marked_image().resize((800, 400)), "JPEG", quality=90, exif=exif.tobytes())
+    image = decode(data, draft_short_side_px=100)
+    assert image.size == (100, 200)
+    assert _edges(image)["top"] == "blue"
+
+
+def test_reduced_decoding_leaves_other_formats_full_size(textured_image, encode_as):
+    image = decode(encode_as(textured_image.resize((800, 600)), "PNG"), draft_short_side_px=100)
+    assert image.size == (800, 600)
+
+
+def test_reduced_decoding_checks_the_limits_on_the_declared_size(textured_image, encode_as):
+    data = jpeg_declaring(encode_as(textured_image, "JPEG"), 8000, 6000)  # 1/8 of it would be 750x563
+    with pytest.raises(TooManyPixels, match="8000x6000 px = 48,000,000 pixels"):
+        decode(data, draft_short_side_px=100)
+
+
+def test_image_set_decodes_reduced_when_asked(tmp_path, jpeg_800x600):
+    (tmp_path / "a.jpg").write_bytes(jpeg_800x600)
+    (tmp_path / "b.jpg").write_bytes(jpeg_800x600)
+    assert ImageSet.from_folder(tmp_path).load(0).size == (800, 600)
+    images = ImageSet.from_folder(tmp_path, draft_short_side_px=150)
+    assert images.load(0).size == (200, 150)
+    assert images.subset([1]).load(0).size == (200, 150)

@@ -125,6 +125,7 @@ def test_stats_count_calls_and_bytes(photos, encode_as, lite0_backend):
         assert answer.latency_s > 0
     assert lite0_backend.stats.snapshot() == {
         "calls": 3, "bytes_sent": sum(map(len, uploads)), "failures": 0, "cache_hits": 0,
+        "cache_unreadable": 0, "sent": 3, "answered": 3, "abandoned": 0, "retries": 0,
     }
 
 
@@ -134,6 +135,7 @@ def test_bad_uploads_raise_bad_image_and_count_a_failure(lite0_backend, garbage)
         lite0_backend.recognize(garbage)
     assert lite0_backend.stats.snapshot() == {
         "calls": 1, "bytes_sent": len(garbage), "failures": 1, "cache_hits": 0,
+        "cache_unreadable": 0, "sent": 1, "answered": 0, "abandoned": 0, "retries": 0,
     }
 
 

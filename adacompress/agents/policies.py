@@ -113,9 +113,6 @@ class LearnedPolicy(Policy):
                               f"the agent expects {agent.observation_dim}")
         self.q_network = NumpyQNetwork(agent)
 
-    def q_values(self, observations: np.ndarray) -> np.ndarray:
-        return self.q_network(observations)
-
     def _choose(self, upload: Upload) -> tuple[int, np.ndarray]:
         observation = self.featurizer.observe(upload)
         return int(self.q_network(observation)[0].argmax()), observation

@@ -4,6 +4,7 @@ Keys come from `BAIDU_API_KEY` / `BAIDU_SECRET_KEY`, the endpoint from `BAIDU_EN
 (default https://aip.baidubce.com). The OAuth `client_credentials` token is cached until 30 s
 before it expires (as the official SDK does) and refreshed once when a call answers 110/111.
 Baidu reports errors in the body with HTTP 200; `map_error` turns its codes into our types.
+Anything else (another status, a body with neither `result` nor `error_code`) is not an answer.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from adacompress.cloud_backends.answers import read_labels
 from adacompress.cloud_backends.base import (
     AuthError,
     BackendError,
@@ -25,7 +27,7 @@ from adacompress.cloud_backends.base import (
     VisionBackend,
 )
 from adacompress.cloud_backends.breaker import DailyQuotaExhausted, next_midnight, time_zone
-from adacompress.cloud_backends.http import HttpBackend, env_secret, retry_after_s
+from adacompress.cloud_backends.http import HttpBackend, account_digest, env_secret, retry_after_s
 from adacompress.cloud_backends.limits import BAIDU_LIMITS, check_image, check_request_size
 from adacompress.cloud_backends.redact import redact, register_secret
 from adacompress.cloud_backends.registry import register_backend
@@ -44,8 +46,14 @@ FREE_TIER_QPS = 2.0
 
 _TOKEN_ERRORS = {110, 111}
 _THROTTLED = {4, 18}
-_TRANSIENT = {1, 2, 216630, 282000}
-_AUTH = {6, 13, 14, 15, 100, 216110}
+_TRANSIENT = {1, 2, 216400, 216401, 216500, 216630, 282000, 282001}
+"""Server-side failures Baidu's error pages say to retry (unknown, unavailable, backend, internal, recognize)."""
+_APP_NOT_READY = 15
+"""`app not exsits or create failed`: "create failed" is Baidu's side, so it is retried; if it persists,
+the app behind BAIDU_API_KEY does not exist."""
+_AUTH = {6, 13, 14, 100, 216110}
+_OAUTH_REFUSALS = {"invalid_client", "unauthorized_client", "invalid_grant", "unsupported_grant_type",
+                   "invalid_request", "invalid_scope"}
 _BAD_IMAGE: dict[int, type[BadImage]] = {216200: NotAnImage, 216201: UnsupportedFormat, 216202: BadImage}
 
 
@@ -62,6 +70,9 @@ def map_error(body: dict[str, Any]) -> Exception:
         return Throttled(text)
     if code in _TRANSIENT:
         return BackendUnavailable(text)
+    if code == _APP_NOT_READY:
+        return BackendUnavailable(f"{text}; retried, but if it persists check that the app behind BAIDU_API_KEY "
+                                  "exists in the Baidu console")
     if code in _AUTH or code in _TOKEN_ERRORS:
         return AuthError(f"{text}; check BAIDU_API_KEY, BAIDU_SECRET_KEY and the app's enabled APIs")
     if code in _BAD_IMAGE:
@@ -81,6 +92,7 @@ class BaiduBackend(HttpBackend):
         super().__init__(**options)
         self._api_key = env_secret("BAIDU_API_KEY", self.name)
         self._secret_key = env_secret("BAIDU_SECRET_KEY", self.name)
+        self.account = account_digest(self.endpoint, self._api_key)
         self._token: str | None = None
         self._token_expires = 0.0
         self._token_lock = threading.Lock()
@@ -97,27 +109,24 @@ class BaiduBackend(HttpBackend):
             body = self._classify(encoded, self._access_token())
         if "error_code" in body:
             raise map_error(body)
-        labels = [Label(str(item["keyword"]), float(item["score"])) for item in body.get("result", [])]
-        return labels, body
+        labels = read_labels(body.get("result"), "keyword", "score", 1.0,
+                             "baidu: advanced_general's HTTP 200 answer: `result`")
+        return self.answered(labels, body)
 
     def _classify(self, encoded: str, token: str) -> dict[str, Any]:
         response = self._post(CLASSIFY_PATH, params={"access_token": token}, data={"image": encoded})
-        return self._json(response, "advanced_general")
+        body = self._json(response, "advanced_general")
+        if response.status_code != 200 and "error_code" not in body:
+            raise self.unexpected(response, "advanced_general")
+        return body
 
     def _json(self, response: httpx.Response, what: str) -> dict[str, Any]:
-        """The JSON body; HTTP-level failures (gateways, 5xx) become typed errors first."""
+        """The JSON object; HTTP-level failures (gateways, 5xx) become typed errors first."""
         if response.status_code == 429:
             raise Throttled(f"baidu: {what} answered HTTP 429", retry_after_s(response.headers))
         if response.status_code >= 500:
             raise BackendUnavailable(f"baidu: {what} answered HTTP {response.status_code}")
-        try:
-            body = response.json()
-        except ValueError as exc:
-            raise BackendUnavailable(f"baidu: {what} answered HTTP {response.status_code} with a body that "
-                                     "is not JSON") from exc
-        if not isinstance(body, dict):
-            raise BackendError(f"baidu: {what} answered an unexpected {type(body).__name__}")
-        return body
+        return self.json_object(response, what)
 
     def _access_token(self) -> str:
         with self._token_lock:
@@ -134,13 +143,15 @@ class BaiduBackend(HttpBackend):
     def _fetch_token(self) -> tuple[str, float]:
         """POST the client_credentials grant (parameters in the query, as Baidu documents it)."""
         self.token_fetches += 1
-        response = self._post(TOKEN_PATH, params={"grant_type": "client_credentials",
-                                                  "client_id": self._api_key, "client_secret": self._secret_key})
+        response = self._post(TOKEN_PATH, upload=False, params={
+            "grant_type": "client_credentials", "client_id": self._api_key, "client_secret": self._secret_key})
         body = self._json(response, "the token endpoint")
-        if "access_token" not in body:
-            reason = f"{body.get('error', 'no access_token')}: {body.get('error_description', '')}".strip(": ")
+        if body.get("error") in _OAUTH_REFUSALS:
+            reason = f"{body['error']}: {body.get('error_description', '')}".strip(": ")
             raise AuthError(f"baidu: the token endpoint refused the keys ({redact(reason)}); check "
                             "BAIDU_API_KEY and BAIDU_SECRET_KEY")
+        if response.status_code != 200 or not isinstance(body.get("access_token"), str):
+            raise self.unexpected(response, "the token endpoint")
         token = str(body["access_token"])
         register_secret(token)
         if REQUIRED_SCOPE not in str(body.get("scope", "")).split():

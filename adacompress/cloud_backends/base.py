@@ -10,14 +10,14 @@ from __future__ import annotations
 import threading
 import time
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from adacompress.errors import AdaCompressError, BadImage
 
 __all__ = [
     "AuthError", "BackendError", "BackendStats", "BackendUnavailable", "BadImage", "Label",
-    "QuotaExhausted", "Recognition", "Throttled", "VisionBackend",
+    "QuotaExhausted", "Recognition", "Throttled", "UnexpectedAnswer", "VisionBackend",
 ]
 
 
@@ -55,6 +55,16 @@ class AuthError(BackendError):
     code = "auth_error"
 
 
+class UnexpectedAnswer(BackendError):
+    """The endpoint answered with a status or body that is not the provider's documented answer.
+
+    Usually a wrong endpoint or a proxy in the way (a 404 page, an empty JSON object); it is
+    never cached as an answer and never retried, since the same endpoint will answer the same.
+    """
+
+    code = "unexpected_answer"
+
+
 @dataclass(frozen=True)
 class Label:
     """One answer of a backend: a name and a confidence in 0..1."""
@@ -83,12 +93,22 @@ class Recognition:
 
 @dataclass
 class BackendStats:
-    """Counters every backend keeps; read them with `snapshot()` from any thread."""
+    """Counters every backend keeps; `add` and `snapshot` take a lock, so any thread may use them."""
 
     calls: int = 0
+    """Calls of `recognize` that went past the cache."""
     bytes_sent: int = 0
     failures: int = 0
     cache_hits: int = 0
+    cache_unreadable: int = 0
+    """Cache entries that could not be read (foreign, old format, corrupt), each served as a miss."""
+    sent: int = 0
+    """Requests that left the machine (raw clients): pre-checks that refused an image send none."""
+    answered: int = 0
+    """Requests the provider answered with labels, whether or not their caller still waited: what it bills."""
+    abandoned: int = 0
+    """Requests sent whose caller gave up at its deadline; their answers still count in `answered`."""
+    retries: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add(self, **deltas: int) -> None:
@@ -98,22 +118,29 @@ class BackendStats:
 
     def snapshot(self) -> dict[str, int]:
         with self._lock:
-            return {"calls": self.calls, "bytes_sent": self.bytes_sent,
-                    "failures": self.failures, "cache_hits": self.cache_hits}
+            return {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}
 
 
 class VisionBackend(ABC):
     """A black-box image recognizer: bytes in, labels out."""
 
     name: str = "backend"
+    account: str = ""
+    """Who pays for the calls (a digest, never a secret): shared limits are kept per account."""
+    reports_model_version: bool = False
+    """Whether answers name the provider's model version (see `model_version`)."""
 
     def __init__(self, max_labels: int = 10, min_score: float = 0.0) -> None:
         self.max_labels = max_labels
         self.min_score = min_score
         self.stats = BackendStats()
 
-    def recognize(self, image_bytes: bytes) -> Recognition:
-        """Upload `image_bytes` and return the labels, counting the call whether it succeeds or not."""
+    def recognize(self, image_bytes: bytes, *, use_cache: bool = True) -> Recognition:
+        """Upload `image_bytes` and return the labels, counting the call whether it succeeds or not.
+
+        `use_cache=False` asks a caching layer for a fresh answer (estimates must see the provider
+        as it is now); backends without a cache ignore it.
+        """
         started = time.perf_counter()
         self.stats.add(calls=1, bytes_sent=len(image_bytes))
         try:
@@ -127,6 +154,10 @@ class VisionBackend(ABC):
     @abstractmethod
     def _recognize(self, image_bytes: bytes) -> tuple[list[Label], dict[str, Any]]:
         """Call the service; return its labels (any order) and the raw response."""
+
+    def model_version(self, raw: dict[str, Any]) -> str | None:
+        """The provider's model version named in a raw answer, or None where the API names none."""
+        return None
 
     def close(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing
         """Release connections; the default holds none."""

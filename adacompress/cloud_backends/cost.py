@@ -1,8 +1,9 @@
 """Cost accounting per backend: calls, bytes, cache hits and the estimated spend.
 
-Providers bill answered calls, so the estimate is the calls that reached the provider and
-succeeded times the price per 1,000 calls. Prices are defaults to override with
-`price_per_1k_usd=`; see docs/backends.md for where each comes from.
+Providers bill answered calls, so the estimate is the requests the provider answered, including
+those whose caller had already given up at its deadline, times the price per 1,000 calls.
+Prices are defaults to override with `price_per_1k_usd=`; see docs/backends.md for where each
+comes from.
 """
 
 from __future__ import annotations
@@ -29,9 +30,11 @@ class CostReport:
     calls: int
     """Calls that went past the cache (each may have made several attempts)."""
     attempts: int
-    """Requests sent to the provider, retries included."""
+    """Requests sent to the provider, retries included (a pre-check that refused an image sends none)."""
     billable_calls: int
-    """Attempts the provider answered successfully (what it bills)."""
+    """Requests the provider answered with labels (what it bills), even after their caller gave up."""
+    abandoned: int
+    """Requests sent whose caller gave up at its deadline before the answer came."""
     bytes_sent: int
     """Bytes of all attempts."""
     failures: int
@@ -61,10 +64,11 @@ def cost_report(backend: VisionBackend, price_per_1k_usd: float | None = None) -
         price = getattr(backend, "price_per_1k_usd", None)
     if price is None:
         price = DEFAULT_PRICE_PER_1K_USD.get(backend.name.split(":")[0], 0.0)
-    billable = raw["calls"] - raw["failures"]
+    snapshots = [layer.stats.snapshot() for layer in chain]
+    billable = raw["answered"]
     return CostReport(
-        backend=backend.name, calls=top["calls"], attempts=raw["calls"], billable_calls=billable,
-        bytes_sent=raw["bytes_sent"], failures=top["failures"],
-        cache_hits=sum(layer.stats.snapshot()["cache_hits"] for layer in chain),
-        retries=sum(getattr(layer, "retries", 0) for layer in chain),
+        backend=backend.name, calls=top["calls"], attempts=raw["sent"], billable_calls=billable,
+        abandoned=raw["abandoned"], bytes_sent=raw["bytes_sent"], failures=top["failures"],
+        cache_hits=sum(snap["cache_hits"] for snap in snapshots),
+        retries=sum(snap["retries"] for snap in snapshots),
         price_per_1k_usd=price, estimated_usd=round(billable * price / 1000.0, 6))

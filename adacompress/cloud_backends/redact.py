@@ -1,10 +1,12 @@
 """Keep credentials out of log lines, ours and the HTTP libraries'.
 
-httpx logs every request URL at INFO (Baidu's `access_token` and Google's `key` travel in the
-query) and botocore logs signed headers at DEBUG. Backends register each secret they hold with
-`register_secret`; `protect_library_loggers` puts a filter on those libraries' loggers that
-replaces registered secrets and credential-looking query parameters with `***` before any
-handler sees the record.
+httpx logs every request URL at INFO (Baidu's `access_token` travels in the query) and botocore
+logs signed headers at DEBUG, including a session token that role, SSO and instance credentials
+rotate. Backends register each secret they hold with `register_secret` (Rekognition registers
+every token it signs with, as it signs); `protect_library_loggers` puts a filter on those
+libraries' loggers that replaces registered secrets, credential-looking query parameters and
+headers, and the credentials inside STS/SSO/IMDS responses with `***` before any handler sees
+the record, so even a token nobody registered yet is masked.
 """
 
 from __future__ import annotations
@@ -23,6 +25,13 @@ _SENSITIVE_PARAMS = re.compile(
     r"(?i)(?<![\w-])(access_token|key|api_key|api_secret|client_id|client_secret|refresh_token"
     r"|x-amz-security-token|x-amz-credential)=([^&\s'\"<>]+)")
 _AWS_CREDENTIAL = re.compile(r"(Credential=)[^/,\s'\"]+")
+# Headers as botocore logs them (`'X-Amz-Security-Token': b'...'`) or as raw lines (`x-goog-api-key: ...`).
+_SENSITIVE_HEADERS = re.compile(
+    r"(?i)((?:x-amz-security-token|x-goog-api-key)['\"]?\s*[:=]\s*b?['\"]?)([^'\",\s}]+)")
+# Credentials inside responses a credential refresh logs (STS XML, SSO / IMDS / container JSON).
+_XML_CREDENTIAL = re.compile(r"(<(SessionToken|SecretAccessKey)>)[^<]+(</\2>)")
+_JSON_CREDENTIAL = re.compile(
+    r"(?i)(\"(?:sessionToken|secretAccessKey|token|accessToken|refresh_token|access_token)\"\s*:\s*\")[^\"]+(\")")
 _secrets: set[str] = set()
 _lock = threading.Lock()
 
@@ -42,6 +51,9 @@ def redact(text: str) -> str:
         if secret in text:
             text = text.replace(secret, MASK)
     text = _SENSITIVE_PARAMS.sub(lambda m: f"{m.group(1)}={MASK}", text)
+    text = _SENSITIVE_HEADERS.sub(lambda m: f"{m.group(1)}{MASK}", text)
+    text = _XML_CREDENTIAL.sub(lambda m: f"{m.group(1)}{MASK}{m.group(3)}", text)
+    text = _JSON_CREDENTIAL.sub(lambda m: f"{m.group(1)}{MASK}{m.group(2)}", text)
     return _AWS_CREDENTIAL.sub(lambda m: f"{m.group(1)}{MASK}", text)
 
 

@@ -8,6 +8,7 @@ the breaker; bad images and bad credentials fail at once, since retrying cannot 
 
 from __future__ import annotations
 
+import email.utils
 import logging
 import random
 import time
@@ -21,12 +22,14 @@ from adacompress.cloud_backends.base import (
     BadImage,
     Label,
     QuotaExhausted,
+    Recognition,
     Throttled,
     VisionBackend,
 )
 from adacompress.cloud_backends.breaker import QuotaBreaker
 from adacompress.cloud_backends.deadline import DeadlineExceeded, deadline_scope, remaining_s
 from adacompress.cloud_backends.ratelimit import RateLimiter, RetryBudget
+from adacompress.cloud_backends.shared import LimitStore, LocalLimitStore
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +75,21 @@ def classify(exc: BaseException) -> Verdict:
     return Verdict.FAIL
 
 
+def parse_retry_after(value: str | None) -> float | None:
+    """A `Retry-After` value in seconds: delta-seconds or an HTTP date (RFC 9110 allows both), else None."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return max(0.0, parsed.timestamp() - time.time())
+
+
 def backoff_s(retry: int, policy: RetryPolicy, rng: random.Random, retry_after_s: float | None = None) -> float:
     """Full-jitter delay before retry number `retry` (1-based), at least the provider's Retry-After."""
     ceiling = min(policy.max_delay_s, policy.base_delay_s * 2 ** (retry - 1))
@@ -80,21 +98,40 @@ def backoff_s(retry: int, policy: RetryPolicy, rng: random.Random, retry_after_s
 
 
 class ResilientBackend(VisionBackend):
-    """Wraps `inner` with retries, the retry budget, a QPS limiter, the quota breaker and a deadline."""
+    """Wraps `inner` with retries, the retry budget, a QPS limiter, the quota breaker and a deadline.
 
-    def __init__(self, inner: VisionBackend, policy: RetryPolicy | None = None) -> None:
+    The limiter, budget and breaker keep their state in `store` under the inner client's account,
+    so with a Redis store every process calling that account shares them.
+    """
+
+    def __init__(self, inner: VisionBackend, policy: RetryPolicy | None = None,
+                 store: LimitStore | None = None) -> None:
         super().__init__(max_labels=inner.max_labels, min_score=0.0)
         self.inner = inner
         self.name = inner.name
         self.policy = policy or RetryPolicy()
-        self.breaker = QuotaBreaker(self.name, self.policy.quota_open_s)
-        self.budget = RetryBudget(self.policy.retry_budget, self.policy.retry_refund)
-        self.limiter = RateLimiter(self.policy.qps, self.name) if self.policy.qps else None
-        self.retries = 0
+        store = store or LocalLimitStore()
+        scope = f"{self.name}:{inner.account or 'default'}"
+        self.breaker = QuotaBreaker(self.name, self.policy.quota_open_s, store, f"{scope}:breaker",
+                                    probe_ttl_s=self.policy.deadline_s)
+        self.budget = RetryBudget(self.policy.retry_budget, self.policy.retry_refund, store, f"{scope}:retry-budget")
+        self.limiter = RateLimiter(self.policy.qps, self.name, store, f"{scope}:qps") if self.policy.qps else None
         self._rng = random.Random(self.policy.seed)
 
     def _recognize(self, image_bytes: bytes) -> tuple[list[Label], dict[str, Any]]:
-        self.breaker.check()
+        probe = self.breaker.check()
+        try:
+            answer = self._attempts(image_bytes)
+        except QuotaExhausted:
+            raise
+        except BaseException:
+            if probe:
+                self.breaker.release_probe()
+            raise
+        self.breaker.succeed(probe)
+        return list(answer.labels), answer.raw
+
+    def _attempts(self, image_bytes: bytes) -> Recognition:
         started = time.monotonic()
         with deadline_scope(self.policy.deadline_s):
             attempt = 1
@@ -115,11 +152,11 @@ class ResilientBackend(VisionBackend):
                     delay = self._next_delay(exc, attempt, started)
                     log.info("%s: attempt %d failed (%s); retrying in %.2f s", self.name, attempt, exc, delay)
                     time.sleep(delay)
-                    self.retries += 1
+                    self.stats.add(retries=1)
                     attempt += 1
                     continue
                 self.budget.succeed()
-                return list(answer.labels), answer.raw
+                return answer
 
     def _next_delay(self, exc: Exception, attempt: int, started: float) -> float:
         """The wait before the next attempt, or raise (with `exc` as cause) when we must stop."""

@@ -3,7 +3,8 @@
 Every fixed JPEG quality, WebP (and AVIF when this Pillow writes it) at several qualities, the
 per-image oracle and each agent, as `bench.json` and `bench.png` (bytes relative to the q=75
 reference against accuracy). An agent "dominates" when every fixed JPEG quality with equal or
-higher accuracy sends more bytes.
+higher accuracy sends more bytes. Bad images are skipped and named, as in `eval`; `bench.json`
+has each row's `skipped` and the backend's `cost`.
 """
 
 from __future__ import annotations
@@ -14,9 +15,20 @@ from pathlib import Path
 
 from adacompress.agents.policies import FixedPolicy, load_policy
 from adacompress.agents.pretrained import shipped_agents
+from adacompress.cloud_backends.cost import cost_report
 from adacompress.codec import DEFAULT_LADDER, REFERENCE_ACTION, Action, Ladder, codec_available
-from adacompress.commands._common import add_data_args, backend_from_args, load_images, scoring_from_args
-from adacompress.evaluation import EvalResult, evaluate_oracle, evaluate_policy, format_table
+from adacompress.commands._common import (
+    add_data_args,
+    add_report_args,
+    backend_from_args,
+    check_usable,
+    cost_line,
+    load_images,
+    print_skips,
+    progress,
+    scoring_from_args,
+)
+from adacompress.evaluation import EvalResult, evaluate, format_table, oracle_chooser, policy_chooser
 from adacompress.outcomes import OutcomeTable
 
 OTHER_CODEC_QUALITIES = (5, 15, 25, 50, 75, 95)
@@ -28,6 +40,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--agent", action="append", default=None,
                         help="pretrained:NAME or agent .zip (repeatable; default: every shipped agent "
                              "trained with this hit rule)")
+    add_report_args(parser)
 
 
 def bench_ladder() -> Ladder:
@@ -43,20 +56,27 @@ def dominates(agent: EvalResult, fixed: list[EvalResult]) -> bool:
 def run(args: argparse.Namespace) -> int:
     scoring = scoring_from_args(args)
     ladder = bench_ladder()
-    table = OutcomeTable(load_images(args.images, args.subset), backend_from_args(args), ladder,
-                         REFERENCE_ACTION, scoring)
+    images = load_images(args.images, args.subset, args.reduced_decode_px)
+    table = OutcomeTable(images, backend_from_args(args), ladder, REFERENCE_ACTION, scoring)
     agent_specs = args.agent
     if agent_specs is None:
         agent_specs = [f"pretrained:{name}" for name in shipped_agents()]
     agents = [load_policy(spec) for spec in agent_specs]
     agents = [a for a in agents if args.agent is not None or a.scoring.rule == scoring.rule]
-    fixed = [evaluate_policy(table, FixedPolicy(action)) for action in ladder.actions]
-    oracles = [evaluate_oracle(table, "jpeg")]
+    oracle_choosers = [oracle_chooser(table, "jpeg")]
     if len(ladder) > len(DEFAULT_LADDER):
-        oracles.append(evaluate_oracle(table))
-    agent_results = [evaluate_policy(table, agent) for agent in agents]
+        oracle_choosers.append(oracle_chooser(table))
+    choosers = [policy_chooser(table, FixedPolicy(action)) for action in ladder.actions]
+    choosers += oracle_choosers + [policy_chooser(table, agent) for agent in agents]
+    with progress(len(table), not args.no_progress, "bench") as indices:
+        results = evaluate(table, choosers, indices, strict=args.strict)
+    n_fixed, n_bounds = len(ladder), len(ladder) + len(oracle_choosers)
+    fixed, oracles, agent_results = results[:n_fixed], results[n_fixed:n_bounds], results[n_bounds:]
     fixed_jpeg = [r for r, a in zip(fixed, ladder.actions, strict=True) if a.codec == "jpeg"]
-    print(format_table(fixed + oracles + agent_results))
+    cost = cost_report(table.backend, args.price_per_1k_usd)
+    print_skips(results)
+    print(format_table(results))
+    print(cost_line(cost))
     rows = [dict(r.to_json(), kind="fixed", codec=a.codec, quality=a.quality)
             for r, a in zip(fixed, ladder.actions, strict=True)]
     rows += [dict(r.to_json(), kind="oracle") for r in oracles]
@@ -64,8 +84,9 @@ def run(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     summary = {"backend": table.backend.name, "images": len(table), "subset": args.subset,
                "rule": scoring.rule.value, "reference": REFERENCE_ACTION.label,
-               "backend_calls": table.backend.stats.calls, "rows": rows}
+               "backend_calls": table.backend.stats.calls, "cost": cost.to_json(), "rows": rows}
     (args.out / "bench.json").write_text(json.dumps(summary, indent=2) + "\n")
+    check_usable(results, images, args.images)
     plot(rows, args.out / "bench.png", f"{table.backend.name}, {len(table)} images, rule {scoring.rule.value}")
     print(f"wrote {args.out / 'bench.json'} and {args.out / 'bench.png'}")
     return 0

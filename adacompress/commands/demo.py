@@ -10,13 +10,13 @@ import argparse
 import json
 from pathlib import Path
 
-from adacompress.agents.policies import FixedPolicy, Policy, policy_from_spec
+from adacompress.agents.policies import FixedPolicy, policy_from_spec
 from adacompress.agents.pretrained import shipped_agents
 from adacompress.cloud_backends.registry import create_backend
 from adacompress.codec import DEFAULT_LADDER
+from adacompress.commands._common import check_usable, load_images, print_skips
 from adacompress.demo_images import demo_image_set
-from adacompress.evaluation import evaluate_oracle, evaluate_policy, format_table
-from adacompress.images import ImageSet
+from adacompress.evaluation import evaluate, format_table, oracle_chooser, policy_chooser
 from adacompress.outcomes import OutcomeTable
 
 DEMO_AGENT = "local-lite2"
@@ -31,17 +31,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    images = ImageSet.from_folder(args.images) if args.images else demo_image_set()
+    images = load_images(args.images, "all") if args.images else demo_image_set()
     backend = create_backend(args.backend)
     print(f"adacompress demo: {len(images)} images, backend {backend.name}, reference JPEG q=75 "
           "(offline: no Redis or cloud account needed)")
     table = OutcomeTable(images, backend, DEFAULT_LADDER)
-    policies: list[Policy] = [FixedPolicy(action) for action in DEFAULT_LADDER.actions]
+    choosers = [policy_chooser(table, FixedPolicy(action)) for action in DEFAULT_LADDER.actions]
+    choosers.append(oracle_chooser(table))
     if args.agent != "none" and (args.agent != f"pretrained:{DEMO_AGENT}" or DEMO_AGENT in shipped_agents()):
-        policies.append(policy_from_spec(args.agent, DEFAULT_LADDER))
-    results = [evaluate_policy(table, policy) for policy in policies]
-    results.insert(len(DEFAULT_LADDER), evaluate_oracle(table))
+        choosers.append(policy_chooser(table, policy_from_spec(args.agent, DEFAULT_LADDER)))
+    results = evaluate(table, choosers)
+    print_skips(results)
     print(format_table(results))
+    check_usable(results, images, args.images)
     fixed = results[: len(DEFAULT_LADDER)]
     for result in results[len(DEFAULT_LADDER):]:
         rivals = [f for f in fixed if f.accuracy >= result.accuracy]

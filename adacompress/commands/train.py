@@ -50,7 +50,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     ladder, scoring = ladder_from_args(args), scoring_from_args(args)
     backend = backend_from_args(args)
-    images = load_images(args.images, args.subset)
+    images = load_images(args.images, args.subset, args.reduced_decode_px)
     if args.views:
         images = AugmentedImageSet(images, args.views, args.seed)
     config = AgentConfig(net_arch=tuple(int(w) for w in args.net_arch.split(",")), featurizer=args.featurizer,
@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"trained {report.steps} steps on {report.images_resolved} images; {report.backend_calls} backend calls"
           f"{' (stopped by the call budget)' if report.stopped_by_budget else ''}; agent written to {args.out}")
     if args.heldout:
-        heldout = load_images(args.images, args.heldout)
+        heldout = load_images(args.images, args.heldout, args.reduced_decode_px)
         table = OutcomeTable(heldout, backend, ladder, env.table.reference_action, scoring)
         result = evaluate_policy(table, LearnedPolicy(agent, f"agent:{args.out.stem}"))
         card = {

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import pty
+import shutil
+import subprocess
+import sys
 
 import pytest
 from PIL import Image
@@ -94,3 +99,136 @@ def test_compress_refuses_the_oracle(tmp_path, photo_dir, capsys):
     assert "error [bad_policy]" in err and "cannot decide for a new upload" in err
     assert len(err.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+@pytest.fixture
+def mixed_dir(tmp_path, photo_dir):
+    """Three good photos and three bad files: not an image, cut short, and too many pixels for a tight limit."""
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for path in sorted(photo_dir.glob("*.png"))[:3]:
+        shutil.copy(path, folder / path.name)
+    (folder / "notes.jpg").write_bytes(b"this was never a jpeg\n")
+    good = (folder / "photo_00.png").read_bytes()
+    (folder / "cut.png").write_bytes(good[: len(good) // 2])
+    return folder
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_eval_skips_bad_files_naming_each_and_counts_them(tmp_path, mixed_dir, capsys):
+    out = tmp_path / "eval.json"
+    code, stdout, err = run_cli(capsys, "eval", "--backend", BACKEND, "--images", str(mixed_dir), "--policy",
+                                "fixed:15", "--policy", "oracle", "--json", str(out), "--no-progress")
+    assert code == 0, err
+    assert "skip notes.jpg: [not_an_image]" in stdout
+    assert "skip cut.png: [truncated_image]" in stdout
+    assert stdout.count("skip ") == 2  # once per file, not once per policy
+    results = json.loads(out.read_text())["results"]
+    for result in results:
+        assert result["images"] == 3
+        assert [(s["image"], s["code"]) for s in result["skipped"]] == [("cut.png", "truncated_image"),
+                                                                        ("notes.jpg", "not_an_image")]
+        assert sum(result["quality_histogram"].values()) == 3
+    header, *rows = [line.split() for line in stdout.splitlines() if line.startswith(("policy", "fixed:", "oracle"))]
+    assert "skipped" in header
+    assert all(row[header.index("skipped")] == "2" for row in rows)
+
+
+def test_eval_strict_stops_at_the_first_bad_file(tmp_path, mixed_dir, capsys):
+    out = tmp_path / "eval.json"
+    code, _, err = run_cli(capsys, "eval", "--backend", BACKEND, "--images", str(mixed_dir), "--policy", "fixed:15",
+                           "--json", str(out), "--strict", "--no-progress")
+    assert code == 1
+    assert "error [truncated_image]: cut.png: image" in err
+    assert len(err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_eval_fails_when_no_image_is_usable(tmp_path, mixed_dir, capsys, monkeypatch):
+    monkeypatch.setenv("ADACOMPRESS_MAX_PIXELS", "1000")  # the good photos too are now too large
+    out = tmp_path / "eval.json"
+    code, stdout, err = run_cli(capsys, "eval", "--backend", BACKEND, "--images", str(mixed_dir), "--policy",
+                                "fixed:15", "--json", str(out), "--no-progress")
+    assert code == 1
+    assert "skip photo_00.png: [too_many_pixels]" in stdout and "the limit is 1,000 pixels" in stdout
+    assert f"error [no_usable_image]: no usable image under {mixed_dir}: 5 skipped, 0 scored" in err
+    assert len(err.strip().splitlines()) == 1
+    result = json.loads(out.read_text())
+    assert result["images"] == 0 and len(result["skipped"]) == 5
+
+
+def test_bench_skips_bad_files(tmp_path, mixed_dir, tiny_agent, capsys):
+    out = tmp_path / "bench"
+    code, stdout, err = run_cli(capsys, "bench", "--backend", BACKEND, "--images", str(mixed_dir), "--out", str(out),
+                                "--agent", str(tiny_agent), "--no-progress")
+    assert code == 0, err
+    assert stdout.count("skip ") == 2
+    summary = json.loads((out / "bench.json").read_text())
+    assert all(r["images"] == 3 and len(r["skipped"]) == 2 for r in summary["rows"])
+    assert (out / "bench.png").is_file()
+
+
+def test_eval_json_reports_calls_cache_hits_bytes_and_spend(tmp_path, photo_dir, capsys):
+    out = tmp_path / "eval.json"
+    code, stdout, err = run_cli(capsys, "eval", "--backend", BACKEND, "--images", str(photo_dir), "--policy",
+                                "fixed:15", "--json", str(out), "--price-per-1k-usd", "1.5")
+    assert code == 0, err
+    cost = json.loads(out.read_text())["cost"]
+    assert cost["backend"] == BACKEND
+    assert cost["calls"] == cost["billable_calls"] == 16 and cost["cache_hits"] == 0
+    assert cost["bytes_sent"] > 0
+    assert cost["price_per_1k_usd"] == 1.5 and cost["estimated_usd"] == pytest.approx(16 * 1.5 / 1000)
+    assert f"16 calls, 0 cache hits, {cost['bytes_sent']:,} bytes sent, estimated $0.0240" in stdout
+    assert err == ""  # no terminal: no progress bar, nothing on stderr
+
+
+def test_eval_shows_a_progress_bar_on_a_terminal(tmp_path, photo_dir):
+    """A real terminal (a pty) on stderr gets the bar; stdout, a pipe here, keeps only the results."""
+    leader, follower = pty.openpty()
+    env = {**os.environ, "TERM": "xterm", "COLUMNS": "100"}
+    process = subprocess.Popen([sys.executable, "-m", "adacompress.cli", "eval", "--backend", BACKEND, "--images",
+                                str(photo_dir), "--policy", "fixed:15"], stdout=subprocess.PIPE, stderr=follower,
+                               env=env, text=True)
+    os.close(follower)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        shown += chunk
+    stdout = process.stdout.read()
+    assert process.wait(timeout=60) == 0
+    os.close(leader)
+    assert "8/8" in shown.decode(errors="replace")
+    assert "8/8" not in stdout and stdout.splitlines()[0].startswith("policy")
+
+
+def test_eval_and_bench_help_name_the_new_options(capsys):
+    for command in ("eval", "bench"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        out = " ".join(capsys.readouterr().out.split())
+        for option in ("--strict", "--no-progress", "--price-per-1k-usd", "--reduced-decode-px"):
+            assert option in out, (command, option)
+
+
+def test_eval_reduced_decode_measures_smaller_photos(tmp_path, photo_dir, capsys):
+    folder = tmp_path / "jpegs"
+    folder.mkdir()
+    with Image.open(sorted(photo_dir.glob("*.png"))[0]) as photo:
+        photo.convert("RGB").resize((1024, 768)).save(folder / "big.jpg", quality=95)
+    sizes = {}
+    for extra in ([], ["--reduced-decode-px", "192"]):
+        out = tmp_path / "eval.json"
+        assert main(["eval", "--backend", BACKEND, "--images", str(folder), "--policy", "fixed:75", "--json",
+                     str(out), "--no-progress", *extra]) == 0
+        sizes[bool(extra)] = json.loads(out.read_text())["mean_bytes"]
+    assert sizes[True] < sizes[False] / 4  # decoded at 1/4 scale (256x192): a sixteenth of the pixels

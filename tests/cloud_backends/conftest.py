@@ -7,10 +7,13 @@ which compute labels with the local CNN.
 from __future__ import annotations
 
 import io
+import socket
+import uuid
 from collections.abc import Callable, Iterator
 
 import numpy as np
 import pytest
+import redis
 from PIL import Image
 
 from adacompress.cloud_backends.base import VisionBackend
@@ -24,6 +27,7 @@ CLEARED_ENV = (
     "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_REKOGNITION",
     "BAIDU_API_KEY", "BAIDU_SECRET_KEY", "BAIDU_ENDPOINT", "FACEPP_API_KEY", "FACEPP_API_SECRET",
     "FACEPP_ENDPOINT", "GOOGLE_VISION_API_KEY", "GOOGLE_VISION_ENDPOINT", "ADACOMPRESS_REDIS_URL",
+    "ADACOMPRESS_ALLOW_INSECURE_ENDPOINTS", "ADACOMPRESS_CACHE_EPOCH", "BAIDU_QPS",
 )
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -112,3 +116,26 @@ def make_backend(provider: str, fake: FakeServer) -> Iterator[Callable[..., Visi
     yield make
     for backend in made:
         backend.close()
+
+
+@pytest.fixture
+def redis_prefix() -> Iterator[str]:
+    """A key prefix of our own on the shared Redis; only keys under it are deleted afterwards."""
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
+    try:
+        client.ping()
+    except redis.RedisError:
+        pytest.skip(f"no Redis at {REDIS_URL}")
+    prefix = f"adacompress-test:{uuid.uuid4().hex}:"
+    yield prefix
+    keys = list(client.scan_iter(match=f"{prefix}*"))
+    if keys:
+        client.delete(*keys)
+
+
+@pytest.fixture
+def free_port() -> int:
+    """A loopback port nothing listens on right now, for a fake that must come back on the same port."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

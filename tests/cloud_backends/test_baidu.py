@@ -11,7 +11,7 @@ from adacompress.cloud_backends.base import AuthError, BackendError, BackendUnav
 from adacompress.cloud_backends.breaker import DailyQuotaExhausted
 from adacompress.cloud_backends.cost import layers
 from adacompress.cloud_backends.registry import create_backend
-from adacompress.errors import BadImage, NotAnImage, UnsupportedFormat
+from adacompress.errors import BadImage, ImageTooSmall, NotAnImage, UnsupportedFormat
 
 pytestmark = pytest.mark.parametrize("provider", ["baidu"], indirect=True)
 
@@ -79,7 +79,9 @@ def test_qps_env_overrides_the_default(provider, fake, monkeypatch):
 
 @pytest.mark.parametrize(("code", "expected"), [
     (17, DailyQuotaExhausted), (19, QuotaExhausted), (4, Throttled), (18, Throttled), (1, BackendUnavailable),
-    (2, BackendUnavailable), (282000, BackendUnavailable), (216630, BackendUnavailable), (6, AuthError),
+    (2, BackendUnavailable), (282000, BackendUnavailable), (216630, BackendUnavailable),
+    (216400, BackendUnavailable), (216401, BackendUnavailable), (216500, BackendUnavailable),
+    (282001, BackendUnavailable), (15, BackendUnavailable), (6, AuthError),
     (14, AuthError), (100, AuthError), (110, AuthError), (111, AuthError), (216200, NotAnImage),
     (216201, UnsupportedFormat), (216202, BadImage), (3, BackendError),
 ])
@@ -94,3 +96,23 @@ def test_daily_quota_resets_at_midnight_beijing(provider):
     hours_left = (error.reset_at - time.time()) / 3600
     assert 0 < hours_left <= 24
     assert time.gmtime(error.reset_at).tm_hour == 16 and time.gmtime(error.reset_at).tm_min == 0  # 00:00 UTC+8
+
+
+@pytest.mark.parametrize("code", [216400, 216401, 216500, 282001, 15])
+def test_server_side_errors_are_retried(provider, fake, make_backend, images, code):
+    fake.internal_error_code, fake.faults.fail_next = code, 1
+    assert make_backend().recognize(images.jpeg()).labels
+    assert fake.calls == 2
+
+
+@pytest.mark.parametrize(("size", "why"), [((16, 16), "15 px is the documented minimum"),
+                                           ((480, 120), "no aspect-ratio cap is documented for the API")])
+def test_documented_sizes_are_sent_and_answered(provider, fake, make_backend, images, size, why):
+    assert make_backend().recognize(images.jpeg(size=size)).bytes_sent, why
+    assert fake.answered == 1
+
+
+def test_below_15_px_fails_before_upload(provider, fake, make_backend, images):
+    with pytest.raises(ImageTooSmall, match=r"14x14 px; each side must be at least 15 px"):
+        make_backend().recognize(images.jpeg(size=(14, 14)))
+    assert fake.requests == 0

@@ -7,7 +7,6 @@ import shutil
 import socket
 import subprocess
 import time
-import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -16,24 +15,10 @@ import redis
 from adacompress.cloud_backends.base import BackendUnavailable
 from adacompress.cloud_backends.cache import DiskCache, RedisCache
 from adacompress.cloud_backends.cost import cost_report
+from adacompress.cloud_backends.fakes import make_fake
 from adacompress.cloud_backends.registry import create_backend
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
-
-
-@pytest.fixture
-def redis_prefix() -> Iterator[str]:
-    """A key prefix of our own on the shared Redis; only keys under it are deleted afterwards."""
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
-    try:
-        client.ping()
-    except redis.RedisError:
-        pytest.skip(f"no Redis at {REDIS_URL}")
-    prefix = f"adacompress-test:{uuid.uuid4().hex}:"
-    yield prefix
-    keys = list(client.scan_iter(match=f"{prefix}*"))
-    if keys:
-        client.delete(*keys)
 
 
 def test_disk_cache_hit_costs_no_call(provider, fake, make_backend, images, tmp_path):
@@ -152,9 +137,9 @@ def test_disk_cache_on_an_unwritable_folder_degrades(tmp_path, caplog):
     blocker.write_text("not a folder")
     cache = DiskCache(blocker / "responses")
     with caplog.at_level(logging.WARNING):
-        cache.put("b:p:" + "0" * 64, {"labels": [], "raw": {}})
-        cache.put("b:p:" + "1" * 64, {"labels": [], "raw": {}})
-    assert cache.get("b:p:" + "0" * 64) is None
+        cache.put("response:b:p:" + "0" * 64, b"{}", None)
+        cache.put("response:b:p:" + "1" * 64, b"{}", None)
+    assert cache.get("response:b:p:" + "0" * 64) is None
     assert len([r for r in caplog.records if "unavailable" in r.getMessage()]) == 1
 
 
@@ -163,7 +148,108 @@ def test_corrupt_redis_value_is_a_miss(provider, fake, make_backend, images, red
     backend = make_backend(cache="redis", redis_url=REDIS_URL, cache_prefix=redis_prefix)
     backend.recognize(images.jpeg())
     client = redis.Redis.from_url(REDIS_URL)
-    (key,) = client.scan_iter(match=f"{redis_prefix}*")
+    (key,) = client.scan_iter(match=f"{redis_prefix}response:*")
     client.set(key, b"\x00not json")
     assert backend.recognize(images.jpeg()).labels
     assert fake.calls == 2
+
+
+UNREADABLE = {
+    "foreign-json": '{"labels": "x"}', "old-format": '{"labels": [["cat", 0.9]], "raw": {}}',
+    "no-labels": '{"raw": {}}', "a-list": "[1, 2]", "a-string": '"text"', "short-label": '{"labels": [["a"]]}',
+}
+
+
+@pytest.mark.parametrize("provider", ["google"], indirect=True)
+@pytest.mark.parametrize("stored", UNREADABLE.values(), ids=UNREADABLE.keys())
+def test_an_unreadable_redis_entry_is_a_counted_miss(provider, fake, make_backend, images, redis_prefix, stored):
+    backend = make_backend(cache="redis", redis_url=REDIS_URL, cache_prefix=redis_prefix)
+    backend.recognize(images.jpeg())
+    client = redis.Redis.from_url(REDIS_URL)
+    (key,) = client.scan_iter(match=f"{redis_prefix}response:*")
+    client.set(key, stored)
+    assert backend.recognize(images.jpeg()).labels
+    assert fake.calls == 2
+    assert backend.stats.snapshot()["cache_unreadable"] == 1
+    assert backend.recognize(images.jpeg()).labels and fake.calls == 2, "the fresh answer replaced it"
+
+
+@pytest.mark.parametrize("provider", ["facepp"], indirect=True)
+def test_an_unreadable_disk_entry_is_a_counted_miss_not_an_outage(provider, fake, make_backend, images, tmp_path):
+    backend = make_backend(cache="disk", cache_dir=tmp_path)
+    backend.recognize(images.jpeg())
+    (path,) = tmp_path.rglob("*.json")
+    path.write_text('{"raw": {}}')
+    assert backend.recognize(images.jpeg()).labels
+    path.write_text("not json")
+    assert backend.recognize(images.jpeg()).labels
+    assert fake.calls == 3
+    assert backend.stats.snapshot()["cache_unreadable"] == 2
+    backend.recognize(images.jpeg(1))
+    assert backend.recognize(images.jpeg(1)) and fake.calls == 4, "the cache still works after bad entries"
+
+
+@pytest.mark.parametrize("provider", ["rekognition"], indirect=True)
+def test_a_new_model_version_is_seen_and_retires_cached_answers(provider, monkeypatch, images, tmp_path,
+                                                                 free_port):
+    """A fake restarted with another model on the same port: the old answers must not be served."""
+    old = make_fake("rekognition", port=free_port, model_version="3.0").start()
+    for name, value in old.env().items():
+        monkeypatch.setenv(name, value)
+    backend = create_backend("rekognition", cache="disk", cache_dir=tmp_path, qps=None, min_score=0.0,
+                             model_check_s=0.5)
+    try:
+        first = backend.recognize(images.jpeg())
+        assert backend.recognize(images.jpeg()).raw == first.raw and old.calls == 1
+        old.stop()
+        new = make_fake("rekognition", port=free_port, model_version="3.1", top_k=2).start()
+        try:
+            fresh = backend.recognize(images.jpeg(), use_cache=False)  # an estimate upload bypasses the cache
+            assert new.calls == 1 and fresh.raw["LabelModelVersion"] == "3.1"
+            assert backend.recognize(images.jpeg()).raw["LabelModelVersion"] == "3.1"
+            assert new.calls == 1, "the fresh answer is cached under the new version"
+            backend.recognize(images.jpeg(1))
+            time.sleep(0.6)  # past model_check_s: the next call re-checks the model upstream
+            backend.recognize(images.jpeg(1))
+            assert new.calls == 3
+        finally:
+            new.stop()
+    finally:
+        backend.close()
+
+
+@pytest.mark.parametrize("provider", ["baidu"], indirect=True)
+def test_the_epoch_retires_answers_of_providers_without_a_version(provider, fake, make_backend, images, tmp_path,
+                                                                   monkeypatch):
+    make_backend(cache="disk", cache_dir=tmp_path).recognize(images.jpeg())
+    make_backend(cache="disk", cache_dir=tmp_path).recognize(images.jpeg())
+    assert fake.calls == 1
+    monkeypatch.setenv("ADACOMPRESS_CACHE_EPOCH", "2026-07-provider-swap")
+    make_backend(cache="disk", cache_dir=tmp_path).recognize(images.jpeg())
+    assert fake.calls == 2
+    make_backend(cache="disk", cache_dir=tmp_path, cache_epoch="by-option").recognize(images.jpeg())
+    assert fake.calls == 3
+
+
+@pytest.mark.parametrize("provider", ["google", "rekognition"], indirect=True)
+def test_entries_live_as_long_as_their_model_can_be_trusted(provider, fake, make_backend, images, redis_prefix):
+    backend = make_backend(cache="redis", redis_url=REDIS_URL, cache_prefix=redis_prefix)
+    backend.recognize(images.jpeg())
+    client = redis.Redis.from_url(REDIS_URL)
+    (key,) = client.scan_iter(match=f"{redis_prefix}response:*")
+    days = client.ttl(key) / 86400
+    if provider == "rekognition":  # reports LabelModelVersion: a change is seen, so entries may live long
+        assert 29 < days <= 30
+    else:  # no version field: only the TTL (or an epoch bump) retires a silently changed model
+        assert 6 < days <= 7
+
+
+@pytest.mark.parametrize("provider", ["facepp"], indirect=True)
+def test_use_cache_false_goes_upstream_and_refreshes_the_entry(provider, fake, make_backend, images, tmp_path):
+    backend = make_backend(cache="disk", cache_dir=tmp_path)
+    backend.recognize(images.jpeg())
+    backend.recognize(images.jpeg(), use_cache=False)
+    backend.recognize(images.jpeg(), use_cache=False)
+    assert fake.calls == 3
+    backend.recognize(images.jpeg())
+    assert fake.calls == 3 and backend.stats.snapshot()["cache_hits"] == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -16,15 +17,8 @@ from adacompress.cloud_backends.registry import create_backend
 
 
 def test_fake_cloud_command_serves_until_ctrl_c(tmp_path, images, monkeypatch):
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen([sys.executable, "-m", "adacompress.cli", "fake-cloud", "--provider", "google",
-                                "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    process, lines = start_fake_cloud()
     try:
-        lines = []
-        while not lines or not lines[-1].startswith("Press Ctrl-C"):
-            line = process.stdout.readline()
-            assert line, f"fake-cloud exited early: {process.stderr.read()}"
-            lines.append(line.strip())
         assert "listening on http://127.0.0.1:" in lines[0]
         exports = dict(line.removeprefix("export ").split("=", 1) for line in lines if line.startswith("export"))
         assert set(exports) == {"GOOGLE_VISION_ENDPOINT", "GOOGLE_VISION_API_KEY"}
@@ -38,6 +32,52 @@ def test_fake_cloud_command_serves_until_ctrl_c(tmp_path, images, monkeypatch):
         out, _ = process.communicate(timeout=10)
     assert process.returncode == 0
     assert "stopped after 1 recognition calls" in out
+
+
+def start_fake_cloud(**popen_options) -> tuple[subprocess.Popen, list[str]]:
+    """`adacompress fake-cloud` as a real process, and the lines it printed up to "Press Ctrl-C"."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen([sys.executable, "-m", "adacompress.cli", "fake-cloud", "--provider", "google",
+                                "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                               **popen_options)
+    lines: list[str] = []
+    while not lines or not lines[-1].startswith("Press Ctrl-C"):
+        line = process.stdout.readline()
+        if not line:
+            process.kill()
+            raise AssertionError(f"fake-cloud exited early: {process.stderr.read()}")
+        lines.append(line.strip())
+    return process, lines
+
+
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # what a shell does to a job started with `&`
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_backgrounded_fake_cloud_stops_on_sigterm_and_sigint(stop):
+    process, lines = start_fake_cloud(preexec_fn=_ignore_sigint)
+    try:
+        assert "listening on http://127.0.0.1:" in lines[0]
+        process.send_signal(stop)
+        out, err = process.communicate(timeout=5)
+    finally:
+        process.kill()
+    assert process.returncode == 0, err
+    assert "adacompress fake-cloud: stopped after 0 recognition calls" in out
+    assert "Traceback" not in err
+
+
+def test_fake_cloud_on_a_busy_port_says_so_in_one_line(capsys):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code = main(["fake-cloud", "--provider", "google", "--port", str(port)])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert f"error [port_in_use]: port {port} on 127.0.0.1 is already in use" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 
 @pytest.fixture
@@ -62,10 +102,16 @@ def test_train_then_eval_end_to_end(provider, fake, image_folder, tmp_path, monk
     assert f"{trained_calls} backend calls" in capsys.readouterr().out
     report = tmp_path / "eval.json"
     assert main(["eval", "--backend", provider, "--images", str(image_folder), "--policy", str(agent),
-                 "--policy", "fixed:75", "--json", str(report)]) == 0
-    results = json.loads(report.read_text())["results"]
-    assert [r["images"] for r in results] == [4, 4]
-    assert fake.calls - trained_calls <= 4 * 2, "answers paid for during training come from the cache"
+                 "--policy", "fixed:75", "--json", str(report), "--price-per-1k-usd", "2"]) == 0
+    payload = json.loads(report.read_text())
+    assert [r["images"] for r in payload["results"]] == [4, 4]
+    eval_calls = fake.calls - trained_calls
+    assert eval_calls <= 4 * 2, "answers paid for during training come from the cache"
+    cost = payload["cost"]
+    assert cost["backend"] == provider and cost["cache_hits"] > 0
+    assert cost["billable_calls"] == eval_calls
+    assert cost["estimated_usd"] == pytest.approx(eval_calls * 2 / 1000)
+    assert f"{cost['cache_hits']} cache hits" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("provider", ["baidu"], indirect=True)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+
 import httpx
 import pytest
 
+from adacompress.cloud_backends.limits import GOOGLE_LIMITS
 from adacompress.errors import BadImage, ImageTooLarge
 
 pytestmark = pytest.mark.parametrize("provider", ["google"], indirect=True)
@@ -12,9 +16,19 @@ pytestmark = pytest.mark.parametrize("provider", ["google"], indirect=True)
 
 def test_per_image_error_in_a_200_is_a_bad_image(provider, fake, make_backend, images):
     truncated = images.jpeg(size=(320, 240))[:-600]  # the header is fine, the pixels are cut short
+    header_only = dataclasses.replace(GOOGLE_LIMITS, decode_check=False)  # let it reach the fake
     with pytest.raises(BadImage, match="Bad image data"):
-        make_backend().recognize(truncated)
+        make_backend(limits=header_only).recognize(truncated)
     assert fake.calls == 1, "a bad image is not retried"
+
+
+def test_the_key_travels_in_a_header_not_the_url(provider, fake, make_backend, images, caplog):
+    caplog.set_level(logging.INFO, logger="httpx")
+    make_backend().recognize(images.jpeg())
+    request = fake.last_request
+    assert "key" not in request.query
+    assert request.headers["x-goog-api-key"] == fake.api_key
+    assert not any("key=" in record.getMessage() for record in caplog.records)
 
 
 def test_json_request_over_10mb_fails_before_upload(provider, fake, make_backend, images):

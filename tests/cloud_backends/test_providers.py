@@ -11,7 +11,14 @@ from adacompress.cloud_backends.breaker import CircuitOpen
 from adacompress.cloud_backends.cost import cost_report
 from adacompress.cloud_backends.deadline import DeadlineExceeded
 from adacompress.cloud_backends.limits import ImageLimits
-from adacompress.errors import BadImage, ImageTooLarge, ImageTooSmall, NotAnImage, UnsupportedFormat
+from adacompress.errors import (
+    BadImage,
+    ImageTooLarge,
+    ImageTooSmall,
+    NotAnImage,
+    TruncatedImage,
+    UnsupportedFormat,
+)
 
 LIMIT_BYTES = {"rekognition": 5 * 2**20, "baidu": 3 * 2**20, "facepp": 2 * 2**20, "google": 20 * 2**20}
 NAME_STYLE = {"rekognition": str.title, "baidu": str, "facepp": str, "google": str.title}
@@ -131,8 +138,8 @@ def test_bad_format_fails_before_upload(provider, fake, make_backend, kind, imag
 
 @pytest.mark.parametrize("provider", ["rekognition", "baidu", "facepp"], indirect=True)  # Google has no minimum
 def test_too_small_fails_before_upload(provider, fake, make_backend, images):
-    with pytest.raises(ImageTooSmall, match=r"20x20 px; each side must be at least \d+ px"):
-        make_backend().recognize(images.jpeg(size=(20, 20)))
+    with pytest.raises(ImageTooSmall, match=r"12x12 px; each side must be at least \d+ px"):
+        make_backend().recognize(images.jpeg(size=(12, 12)))
     assert fake.requests == 0
 
 
@@ -141,7 +148,7 @@ def test_fake_enforces_the_same_limits(provider, fake, make_backend, images):
     """With the client's pre-check loosened, the fake itself rejects a too-small image, unretried."""
     loose = ImageLimits(max_bytes=2**30, formats=frozenset({"JPEG", "PNG"}))
     with pytest.raises(BadImage):
-        make_backend(limits=loose).recognize(images.jpeg(size=(20, 20)))
+        make_backend(limits=loose).recognize(images.jpeg(size=(12, 12)))
     assert fake.calls <= 1, "a bad image is not retried"
 
 
@@ -207,3 +214,13 @@ def test_fake_qps_limit_throttles_and_the_client_recovers(provider, fake, make_b
     for seed in range(3):
         assert backend.recognize(images.jpeg(seed)).bytes_sent
     assert fake.answered == 3
+
+
+@pytest.mark.parametrize("cut", ["tail", "half"])
+def test_a_truncated_image_fails_before_upload(provider, fake, make_backend, images, cut):
+    """The header alone is fine, so only a full decode sees that the pixels are missing."""
+    data = images.jpeg(size=(320, 240))
+    data = data[:-600] if cut == "tail" else data[: len(data) // 2]
+    with pytest.raises(TruncatedImage, match=f"{provider}: .*truncated"):
+        make_backend().recognize(data)
+    assert fake.requests == 0

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import time
 
 import httpx
 import pytest
+from botocore.exceptions import ClientError
 
 from adacompress.cloud_backends.base import AuthError, Throttled
 from adacompress.cloud_backends.registry import create_backend
@@ -52,3 +54,20 @@ def test_fake_requires_target_and_signature(provider, fake):
                               headers={**headers, "X-Amz-Target": "RekognitionService.DetectFaces"})
     assert wrong_target.json()["__type"] == "UnknownOperationException"
     assert fake.calls == 0
+
+
+def test_throttling_comes_as_http_500_as_the_api_reference_says(provider, fake, make_backend, images):
+    fake.faults.throttle_next = 1
+    with pytest.raises(Throttled) as caught:
+        make_backend(max_attempts=1).recognize(images.jpeg())
+    cause = caught.value.__cause__
+    assert isinstance(cause, ClientError)
+    assert cause.response["ResponseMetadata"]["HTTPStatusCode"] == 500
+
+
+def test_retry_after_as_an_http_date_is_honoured(provider, fake, make_backend, images):
+    fake.faults.throttle_next, fake.faults.retry_after_s, fake.faults.retry_after_http_date = 1, 2.0, True
+    started = time.monotonic()
+    assert make_backend().recognize(images.jpeg()).labels
+    assert time.monotonic() - started >= 0.9  # an HTTP date has 1 s resolution: at least 1 s of the 2 s remains
+    assert fake.calls == 2

@@ -21,12 +21,14 @@ DEFAULT_API_KEY = "fakeBaiduApiKey0adacompress"
 DEFAULT_SECRET_KEY = "fakeBaiduSecretKey0adacompress"
 TOKEN_SCOPE = "public brain_all_scope vis-classify_dishes vis-classify_car brain_advanced_general_classify"
 ERRORS = {
-    1: "Unknown error", 3: "Unsupported openapi method", 4: "Open api request limit reached",
+    1: "Unknown error", 2: "Service temporarily unavailable", 3: "Unsupported openapi method",
+    4: "Open api request limit reached", 15: "app not exsits or create failed",
     17: "Open api daily request limit reached",
     18: "Open api qps request limit reached", 100: "Invalid parameter",
     110: "Access token invalid or no longer valid", 111: "Access token expired",
     216101: "not enough param", 216200: "empty image", 216201: "image format error",
-    216202: "image size error", 282000: "internal error",
+    216202: "image size error", 216400: "backend error", 216401: "internal error", 216500: "unknown error",
+    216630: "recognize error", 282000: "internal error", 282001: "logic backend error",
 }
 
 
@@ -38,6 +40,7 @@ class BaiduFake(FakeServer):
     """Token endpoint plus `advanced_general`; accepts one API key / secret key pair."""
 
     provider = "baidu"
+    default_limits = BAIDU_LIMITS
 
     def __init__(self, *args, api_key: str = DEFAULT_API_KEY, secret_key: str = DEFAULT_SECRET_KEY,
                  token_ttl_s: int = 2_592_000, token_scope: str = TOKEN_SCOPE, **kwargs) -> None:
@@ -47,12 +50,14 @@ class BaiduFake(FakeServer):
         self.tokens: dict[str, float] = {}
         """Issued token -> expiry (Unix time); removed tokens are revoked (error 110)."""
         self.token_requests = 0
+        self.internal_error_code = 282000
+        """The error code `faults.fail_next` answers with: any of Baidu's server-side codes."""
 
     def env(self) -> dict[str, str]:
         return {"BAIDU_ENDPOINT": self.endpoint, "BAIDU_API_KEY": self.api_key, "BAIDU_SECRET_KEY": self.secret_key}
 
     def internal_error(self) -> Reply:
-        return _error(282000)
+        return _error(self.internal_error_code)
 
     def expire_tokens(self) -> None:
         """Every issued token is now expired: the next call answers 111."""
@@ -105,16 +110,16 @@ class BaiduFake(FakeServer):
         if fault in ("throttle", "qps"):
             return _error(18)
         if fault == "unavailable":
-            return _error(282000)
+            return self.internal_error()
         form = dict(parse_qsl(request.body.decode("latin-1")))
         if "image" not in form:
             return _error(216101)
         try:
-            check_request_size(len(form["image"]), BAIDU_LIMITS, self.provider)
+            check_request_size(len(form["image"]), self.limits, self.provider)
             image = base64.b64decode(form["image"], validate=True)
             if not image:
                 return _error(216200)
-            check_image(image, BAIDU_LIMITS, self.provider)
+            check_image(image, self.limits, self.provider)
             labels = self.answer_labels(image)
         except (binascii.Error, ValueError, UnsupportedFormat, NotAnImage):
             return _error(216201)

@@ -42,6 +42,7 @@ class FaceppFake(FakeServer):
     """Accepts one api_key / api_secret pair; labels in `scene_classes` are reported as scenes."""
 
     provider = "facepp"
+    default_limits = FACEPP_LIMITS
 
     def __init__(self, *args, api_key: str = DEFAULT_API_KEY, api_secret: str = DEFAULT_API_SECRET,
                  scene_classes: frozenset[str] = SCENE_CLASSES, **kwargs) -> None:
@@ -90,7 +91,7 @@ class FaceppFake(FakeServer):
             return self._error(400, "INVALID_IMAGE_URL")
         try:
             image = form[field] if field == "image_file" else base64.b64decode(form[field], validate=True)
-            check_image(image, FACEPP_LIMITS, self.provider)
+            check_image(image, self.limits, self.provider)
             labels = self.answer_labels(image)
         except (binascii.Error, ValueError, UnsupportedFormat, NotAnImage):
             return self._error(400, f"IMAGE_ERROR_UNSUPPORTED_FORMAT:{field}")

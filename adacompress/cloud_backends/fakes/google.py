@@ -1,4 +1,6 @@
-"""Fake Google Cloud Vision `v1/images:annotate`: `?key=` auth, request-level and per-image errors.
+"""Fake Google Cloud Vision `v1/images:annotate`: API key auth, request-level and per-image errors.
+
+The key is accepted in the `X-Goog-Api-Key` header (what our client sends) or as `?key=`, as Google does.
 
 Request-level failures use Google's `{"error": {"code", "message", "status", "details"}}` with
 the HTTP status; image problems come back inside `responses[i].error` with HTTP 200, as the
@@ -36,6 +38,7 @@ class GoogleFake(FakeServer):
     """Accepts one API key."""
 
     provider = "google"
+    default_limits = GOOGLE_LIMITS
 
     def __init__(self, *args, api_key: str = DEFAULT_API_KEY, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -50,7 +53,7 @@ class GoogleFake(FakeServer):
     def handle(self, request: FakeRequest) -> Reply:
         if request.path != PATH or request.method != "POST":
             return _error(404, "NOT_FOUND", f"The requested URL {request.path} was not found on this server.")
-        key = request.query.get("key")
+        key = request.headers.get("x-goog-api-key") or request.query.get("key")
         if not key:
             return _error(403, "PERMISSION_DENIED", "The request is missing a valid API key.")
         if key != self.api_key or self.faults.bad_credentials:
@@ -85,7 +88,7 @@ class GoogleFake(FakeServer):
             return {}
         try:
             image = base64.b64decode(item["image"]["content"], validate=True)
-            check_image(image, GOOGLE_LIMITS, self.provider)
+            check_image(image, self.limits, self.provider)
             labels = self.answer_labels(image)
         except (KeyError, TypeError, ValueError, binascii.Error, BadImage):
             return {"error": {"code": 3, "message": "Bad image data."}}

@@ -1,9 +1,9 @@
 """Fake Amazon Rekognition DetectLabels: awsJson1.1 on `POST /`, SigV4 checked, real error shapes.
 
-Errors are `{"__type": ..., "Message": ...}` with the status AWS uses (400, 500 for
-InternalServerError), which botocore turns into the same `ClientError` codes as the real
-service. The signature is verified with the configured secret key, so a wrong secret fails
-like it does on AWS.
+Errors are `{"__type": ..., "Message": ...}` with the status the DetectLabels API reference gives
+(400; 500 for InternalServerError and ThrottlingException), which botocore turns into the same
+`ClientError` codes as the real service. The signature is verified with the configured secret
+key, so a wrong secret fails like it does on AWS.
 """
 
 from __future__ import annotations
@@ -60,11 +60,14 @@ class RekognitionFake(FakeServer):
     """DetectLabels over awsJson1.1; accepts one access key / secret key pair."""
 
     provider = "rekognition"
+    default_limits = REKOGNITION_LIMITS
 
     def __init__(self, *args, access_key: str = DEFAULT_ACCESS_KEY, secret_key: str = DEFAULT_SECRET_KEY,
-                 region: str = "us-east-1", **kwargs) -> None:
+                 region: str = "us-east-1", model_version: str = "3.0", **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.access_key, self.secret_key, self.region = access_key, secret_key, region
+        self.model_version = model_version
+        """`LabelModelVersion` of every answer; give a fake with another `variant` another version."""
 
     def env(self) -> dict[str, str]:
         return {"AWS_ENDPOINT_URL_REKOGNITION": self.endpoint, "AWS_ACCESS_KEY_ID": self.access_key,
@@ -87,8 +90,8 @@ class RekognitionFake(FakeServer):
         fault = self.begin_call()
         if fault == "quota":
             return _error(400, "LimitExceededException", "An Amazon Rekognition service limit was exceeded.")
-        if fault == "throttle":
-            return _error(400, "ThrottlingException", "Rate exceeded", **self.throttle_headers())
+        if fault == "throttle":  # DetectLabels API reference: ThrottlingException is HTTP 500
+            return _error(500, "ThrottlingException", "Rate exceeded", **self.throttle_headers())
         if fault == "qps":
             return _error(400, "ProvisionedThroughputExceededException",
                           "Provisioned Rate exceeded.", **self.throttle_headers())
@@ -124,7 +127,7 @@ class RekognitionFake(FakeServer):
         max_labels = int(params.get("MaxLabels", 1000))
         min_confidence = float(params.get("MinConfidence", 55.0))
         try:
-            check_image(image, REKOGNITION_LIMITS, self.provider)
+            check_image(image, self.limits, self.provider)
             labels = self.answer_labels(image)
         except ImageTooLarge:
             return _error(400, "ImageTooLargeException", "Image size is too large.")
@@ -138,5 +141,5 @@ class RekognitionFake(FakeServer):
         found = [{"Name": name.title(), "Confidence": round(score * 100, 4), "Instances": [], "Parents": [],
                   "Aliases": [], "Categories": []}
                  for name, score in labels if score * 100 >= min_confidence][:max_labels]
-        return Reply(200, json.dumps({"Labels": found, "LabelModelVersion": "3.0"}).encode(), CONTENT_TYPE,
+        return Reply(200, json.dumps({"Labels": found, "LabelModelVersion": self.model_version}).encode(), CONTENT_TYPE,
                      {"x-amzn-RequestId": str(uuid.uuid4())})

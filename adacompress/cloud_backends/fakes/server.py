@@ -9,8 +9,11 @@ Subclasses parse the provider's wire format and format its answers and errors.
 from __future__ import annotations
 
 import collections
+import contextlib
+import email.utils
 import json
 import logging
+import socket
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -19,6 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from adacompress.cloud_backends.limits import ImageLimits
 from adacompress.cloud_backends.local import LocalBackend
 from adacompress.cloud_backends.redact import redact
 
@@ -45,6 +49,13 @@ class Faults:
     """Treat the configured credentials as revoked."""
     retry_after_s: float | None = None
     """Send this Retry-After (seconds) with throttling errors."""
+    retry_after_http_date: bool = False
+    """Send Retry-After as an HTTP date (`Wed, 21 Oct 2026 07:28:00 GMT`), the other form RFC 9110 allows."""
+    drip_s: float = 0.0
+    """Send each recognition answer (status line, headers, body) one byte at a time, this long apart."""
+    foreign_reply: tuple[int, str] | None = None
+    """Answer every request on any path with this HTTP status and JSON text, as a wrong endpoint or a
+    proxy in the way would (e.g. `(404, '{"error": "not found"}')`)."""
 
 
 @dataclass(frozen=True)
@@ -95,6 +106,18 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "AdaCompressFake/1.0"
     timeout = 30
 
+    def setup(self) -> None:
+        super().setup()
+        fake: FakeServer = self.server.fake  # type: ignore[attr-defined]
+        with fake._lock:
+            fake._connections.add(self.connection)
+
+    def finish(self) -> None:
+        fake: FakeServer = self.server.fake  # type: ignore[attr-defined]
+        with fake._lock:
+            fake._connections.discard(self.connection)
+        super().finish()
+
     def do_GET(self) -> None:
         self._serve()
 
@@ -106,16 +129,22 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         url = urlsplit(self.path)
-        with fake._lock:
-            fake.requests += 1
         request = FakeRequest(self.command, url.path, dict(parse_qsl(url.query, keep_blank_values=True)),
                               {k.lower(): v for k, v in self.headers.items()}, body)
+        with fake._lock:
+            fake.requests += 1
+            fake.last_request = request
+        fake._local.drip_s = 0.0
+        foreign = fake.faults.foreign_reply
         try:
-            reply = fake.handle(request)
+            reply = Reply(foreign[0], foreign[1].encode()) if foreign else fake.handle(request)
         except Exception:
             log.exception("fake %s: handler failed on %s %s", fake.provider, self.command, url.path)
             reply = fake.internal_error()
         try:
+            if fake._local.drip_s:
+                self._drip(reply, fake._local.drip_s, fake._stopping)
+                return
             self.send_response(reply.status)
             self.send_header("Content-Type", reply.content_type)
             self.send_header("Content-Length", str(len(reply.body)))
@@ -126,6 +155,18 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True  # the client gave up (timeout); nothing to answer
 
+    def _drip(self, reply: Reply, interval_s: float, stopping: threading.Event) -> None:
+        """Write the whole reply a byte at a time, as a stalled link or a hostile server would."""
+        head = [f"HTTP/1.1 {reply.status} {self.responses.get(reply.status, ('',))[0]}",
+                f"Content-Type: {reply.content_type}", f"Content-Length: {len(reply.body)}",
+                *(f"{name}: {value}" for name, value in reply.headers.items())]
+        raw = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + reply.body
+        self.close_connection = True
+        for i in range(len(raw)):
+            if stopping.wait(interval_s):
+                return
+            self.wfile.write(raw[i:i + 1])
+
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (BaseHTTPRequestHandler's name)
         log.debug("fake %s: %s", self.server.fake.provider, redact(format % args))  # type: ignore[attr-defined]
 
@@ -134,17 +175,26 @@ class FakeServer(ABC):
     """One provider's API on loopback; use as a context manager or `start()`/`stop()`."""
 
     provider: str = "fake"
+    default_limits: ImageLimits
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, variant: str = "lite0", top_k: int = 10) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, variant: str = "lite0", top_k: int = 10,
+                 limits: ImageLimits | None = None) -> None:
         self.faults = Faults()
         self.labeler = FakeLabeler(variant, top_k)
+        self.limits = limits or self.default_limits
+        """What this fake accepts: the client's limits by default; stricter ones emulate a stricter page."""
         self.requests = 0
         """HTTP requests received on any path (token requests included)."""
         self.calls = 0
         """Recognition requests that passed the credential check, whatever their fate."""
         self.answered = 0
         """Recognition requests answered with labels."""
+        self.arrivals: list[float] = []
+        """`time.monotonic()` of each recognition request, in order of arrival."""
+        self.last_request: FakeRequest | None = None
         self._lock = threading.Lock()
+        self._local = threading.local()
+        self._connections: set[socket.socket] = set()
         self._arrivals: collections.deque[float] = collections.deque()
         self._stopping = threading.Event()
         self._httpd = ThreadingHTTPServer((host, port), _Handler)
@@ -177,9 +227,15 @@ class FakeServer(ABC):
         return self
 
     def stop(self) -> None:
+        """Stop serving and drop open keep-alive connections, as a restarted server would."""
         self._stopping.set()
         self._httpd.shutdown()
         self._httpd.server_close()
+        with self._lock:
+            connections = list(self._connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
 
     def __enter__(self) -> FakeServer:
         return self.start()
@@ -194,7 +250,9 @@ class FakeServer(ABC):
         """
         with self._lock:
             self.calls += 1
+            self.arrivals.append(time.monotonic())
             delay = self.faults.delay_s
+        self._local.drip_s = self.faults.drip_s
         if delay:
             self._stopping.wait(delay)
         with self._lock:
@@ -223,4 +281,8 @@ class FakeServer(ABC):
 
     def throttle_headers(self) -> dict[str, str]:
         after = self.faults.retry_after_s
-        return {} if after is None else {"Retry-After": f"{after:g}"}
+        if after is None:
+            return {}
+        if self.faults.retry_after_http_date:
+            return {"Retry-After": email.utils.formatdate(time.time() + after, usegmt=True)}
+        return {"Retry-After": f"{after:g}"}
