@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from adacompress.cloud_backends.base import Throttled
+from adacompress.cloud_backends.base import QuotaExhausted, Throttled
 from adacompress.cloud_backends.breaker import CircuitOpen, QuotaBreaker
 from adacompress.cloud_backends.cost import layers
 from adacompress.cloud_backends.deadline import DeadlineExceeded
@@ -101,7 +101,7 @@ def test_a_quota_seen_by_one_worker_opens_the_breaker_for_all(provider, fake, ma
                                                              redis_prefix):
     workers = [make_backend(redis_url=REDIS_URL, cache_prefix=redis_prefix) for _ in range(2)]
     fake.faults.quota_exhausted = True
-    with pytest.raises(Exception, match="Requests per day"):
+    with pytest.raises(QuotaExhausted, match="Requests per day"):
         workers[0].recognize(images.jpeg(0))
     fake.faults.quota_exhausted = False
     with pytest.raises(CircuitOpen, match="google: circuit open until"):
@@ -115,7 +115,7 @@ def test_when_the_breaker_closes_one_probe_goes_through(provider, fake, make_bac
     options = {"redis_url": REDIS_URL, "cache_prefix": redis_prefix} if shared else {}
     workers = [make_backend(quota_open_s=0.3, **options) for _ in range(2 if shared else 1)]
     fake.faults.quota_exhausted = True
-    with pytest.raises(Exception, match="Insufficient Account Balance"):
+    with pytest.raises(QuotaExhausted, match="Insufficient Account Balance"):
         workers[0].recognize(images.jpeg(0))
     fake.faults.quota_exhausted, fake.faults.delay_s = False, 0.6
     time.sleep(0.35)
