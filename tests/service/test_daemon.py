@@ -1,0 +1,274 @@
+"""The daemon: estimates at rate p_est, the reference served in estimates, transitions, the paper's rules, failures.
+
+Real parts throughout: the Lite0 CNN on onnxruntime as the backend (a subclass that records what reaches
+it), the bundled photos, real JPEG encodes, and the replay buffer on Redis and on the embedded store.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections import Counter
+from collections.abc import Callable
+
+import pytest
+from PIL import Image
+
+from adacompress import upload as upload_module
+from adacompress.agents.policies import FixedPolicy, load_policy
+from adacompress.agents.replay_buffer import TransitionBuffer
+from adacompress.cloud_backends.base import BackendUnavailable, Recognition
+from adacompress.cloud_backends.local import LocalBackend
+from adacompress.codec import REFERENCE_ACTION, Action, encode
+from adacompress.errors import BadImage
+from adacompress.scoring import Scoring
+from adacompress.service.daemon import Daemon, PaperRules, Served
+from adacompress.service.store import EmbeddedStore, Store
+
+Q1, Q10, Q95 = (FixedPolicy(Action("jpeg", q)) for q in (1, 10, 95))
+ALWAYS, NEVER = PaperRules(p_est_floor=1.0, p_est_ceiling=1.0), PaperRules(p_est_floor=0.0, p_est_ceiling=0.0)
+
+
+class RecordingBackend(LocalBackend):
+    """Lite0 that records every upload it receives (bytes, use_cache) and fails the uploads `fails` picks."""
+
+    def __init__(self, fails: Callable[[bool], bool] = lambda use_cache: False) -> None:
+        super().__init__("lite0")
+        self.fails = fails
+        self.received: list[tuple[bytes, bool]] = []
+        self._lock = threading.Lock()
+
+    def recognize(self, image_bytes: bytes, *, use_cache: bool = True) -> Recognition:
+        with self._lock:
+            self.received.append((image_bytes, use_cache))
+        if self.fails(use_cache):
+            raise BackendUnavailable(f"injected failure (use_cache={use_cache})")
+        return super().recognize(image_bytes, use_cache=use_cache)
+
+
+@pytest.fixture(scope="module")
+def small_photos(photos: list[Image.Image]) -> list[Image.Image]:
+    return [photo.resize((224, 224)) for photo in photos]
+
+
+@pytest.fixture(scope="module")
+def verdicts(small_photos: list[Image.Image]) -> dict[int, dict[int, bool]]:
+    """quality -> photo index -> whether JPEG at that quality keeps the q=75 reference's answer on Lite0."""
+    backend, scoring = LocalBackend("lite0"), Scoring()
+    result: dict[int, dict[int, bool]] = {}
+    for quality in (1, 10, 95):
+        result[quality] = {}
+        for i, photo in enumerate(small_photos):
+            reference = backend.recognize(encode(photo, REFERENCE_ACTION).data)
+            result[quality][i] = scoring.hit(reference, backend.recognize(encode(photo, Action("jpeg", quality)).data))
+    return result
+
+
+@pytest.fixture(scope="module")
+def hitting(small_photos, verdicts) -> list[Image.Image]:
+    """Photos whose answer survives both q=10 and q=95."""
+    kept = [p for i, p in enumerate(small_photos) if verdicts[10][i] and verdicts[95][i]]
+    assert len(kept) >= 5, f"only {len(kept)} photos keep their answer at q=10 and q=95"
+    return kept
+
+
+@pytest.fixture(scope="module")
+def failing(small_photos, verdicts) -> list[Image.Image]:
+    """Photos whose answer changes at q=1."""
+    lost = [p for i, p in enumerate(small_photos) if not verdicts[1][i]]
+    assert len(lost) >= 5, f"only {len(lost)} photos change their answer at q=1"
+    return lost
+
+
+def serve(daemon: Daemon, images: list[Image.Image], count: int) -> list[Served]:
+    return [daemon.handle(images[i % len(images)]) for i in range(count)]
+
+
+def serve_until(daemon: Daemon, images: list[Image.Image], done: Callable[[Served], bool],
+                limit: int = 400) -> list[Served]:
+    """Serve `images` round robin until `done(served)` holds; fails if it never does within `limit` requests."""
+    served = []
+    for i in range(limit):
+        served.append(daemon.handle(images[i % len(images)]))
+        if done(served[-1]):
+            return served
+    raise AssertionError(f"condition not reached in {limit} requests; state {daemon.state.to_json()}")
+
+
+def events(caplog: pytest.LogCaptureFixture, name: str) -> list[dict]:
+    parsed = [json.loads(r.getMessage()) for r in caplog.records if r.name == "adacompress.service.daemon"]
+    return [e for e in parsed if e["event"] == name]
+
+
+def test_estimates_happen_at_rate_p_est_and_the_seed_fixes_the_sequence(hitting):
+    pinned = PaperRules(p_est_floor=0.2, p_est_ceiling=0.2)
+    backend = RecordingBackend()
+    daemon = Daemon(Q10, backend, Scoring(), None, pinned, seed=0)
+    modes = [s.mode for s in serve(daemon, hitting, 200)]
+    estimates = modes.count("estimate")
+    assert 17 <= estimates <= 63  # 200 draws at 0.2: mean 40, four standard deviations (5.7) either side
+    state = daemon.state
+    assert (state.requests, state.estimates, len(backend.received)) == (200, estimates, 200 + estimates)
+    again = [s.mode for s in serve(Daemon(Q10, LocalBackend("lite0"), Scoring(), None, pinned, seed=0), hitting, 60)]
+    other = [s.mode for s in serve(Daemon(Q10, LocalBackend("lite0"), Scoring(), None, pinned, seed=1), hitting, 60)]
+    assert again == modes[:60]
+    assert other != modes[:60]
+
+
+def test_an_estimate_uploads_the_reference_uncached_and_serves_its_answer(failing, monkeypatch):
+    encodes: Counter = Counter()
+    real_encode = upload_module.encode
+
+    def counting_encode(image, action):
+        encodes[id(image), action] += 1
+        return real_encode(image, action)
+
+    monkeypatch.setattr(upload_module, "encode", counting_encode)
+    photo = failing[0]
+    backend = RecordingBackend()
+    served = Daemon(Q1, backend, Scoring(), None, ALWAYS).handle(photo)
+    reference = encode(photo, REFERENCE_ACTION).data
+    assert backend.received == [(served.decision.data, True), (reference, False)]
+    assert served.decision.data == encode(photo, Action("jpeg", 1)).data
+    assert (served.mode, served.estimated, served.hit, served.reference_bytes) == ("estimate", True, False,
+                                                                                   len(reference))
+    truth = LocalBackend("lite0")
+    assert served.recognition.names == truth.recognize(reference).names
+    assert served.recognition.top1 != truth.recognize(served.decision.data).top1
+    assert max(encodes.values()) == 1, f"an action was encoded twice for one image: {encodes}"
+
+
+def test_an_inference_uploads_exactly_the_decision(failing):
+    photo = failing[0]
+    backend = RecordingBackend()
+    served = Daemon(Q1, backend, Scoring(), None, NEVER).handle(photo)
+    assert backend.received == [(served.decision.data, True)]
+    assert (served.mode, served.estimated, served.hit) == ("inference", False, None)
+    assert served.recognition.names == LocalBackend("lite0").recognize(served.decision.data).names
+    assert served.recognition.top1 != LocalBackend("lite0").recognize(encode(photo, REFERENCE_ACTION).data).top1
+
+
+def test_each_estimate_adds_one_transition_with_its_fields(store: Store, small_photos):
+    policy = load_policy("pretrained:local-lite2")
+    buffer = TransitionBuffer(store)
+    daemon = Daemon(policy, RecordingBackend(), Scoring(), buffer, PaperRules(p_est_floor=0.5, p_est_ceiling=0.5))
+    served = serve(daemon, small_photos, 12)
+    estimated = [s for s in served if s.estimated]
+    assert 0 < len(estimated) < 12
+    assert buffer.flush()
+    transitions = buffer.read()
+    assert len(transitions) == len(estimated) == daemon.state.transitions
+    for transition, s in zip(transitions, estimated, strict=True):
+        assert (transition.rung, transition.hit, transition.policy_version) == (s.decision.rung, s.hit,
+                                                                                policy.version)
+        assert (transition.bytes_sent, transition.reference_bytes) == (s.decision.bytes, s.reference_bytes)
+        assert transition.size_ratio == pytest.approx(s.decision.bytes / s.reference_bytes)
+        assert transition.observation.tobytes() == s.decision.observation.astype("<f4").tobytes()
+
+
+def test_a_policy_without_observations_estimates_but_records_no_transitions(hitting):
+    buffer = TransitionBuffer(EmbeddedStore("daemon-fixed:"))
+    daemon = Daemon(Q10, RecordingBackend(), Scoring(), buffer, ALWAYS)
+    serve(daemon, hitting, 5)
+    state = daemon.state
+    assert (state.estimates, state.transitions, buffer.added, len(state.hits)) == (5, 0, 0, 5)
+
+
+def test_falling_accuracy_raises_p_est_and_requests_retraining(hitting, failing, caplog):
+    caplog.set_level(logging.INFO, "adacompress.service.daemon")
+    daemon = Daemon(Q10, RecordingBackend(), Scoring(), None)
+    served = serve_until(daemon, hitting, lambda s: daemon.state.scored > 12)
+    assert {s.p_est for s in served} == {0.2}
+    assert daemon.state.recent_accuracy == 1.0
+    daemon.policy = Q1  # drift: the answers start to change
+    serve_until(daemon, failing, lambda s: s.estimated)
+    assert daemon.state.p_est == pytest.approx(0.2 + 3 * 0.1)  # the paper: p_est -= 3 * d(accuracy)
+    serve_until(daemon, failing, lambda s: daemon.state.retrain_requested)
+    state = daemon.state
+    assert state.recent_accuracy < 0.8 and state.p_est == pytest.approx(0.95)
+    assert (state.mode, state.retrain_requests) == ("retrain", 1)
+    [event] = events(caplog, "retrain_requested")
+    assert event["recent_accuracy"] == state.recent_accuracy and event["mode"] == "retrain"
+    assert all(s.mode == "estimate" for s in serve(daemon, failing, 5))  # retraining labels every request
+
+
+def test_a_policy_that_always_hits_stays_at_the_floor(hitting):
+    daemon = Daemon(Q10, RecordingBackend(), Scoring(), None)
+    served = serve_until(daemon, hitting, lambda s: daemon.state.scored >= 25)
+    state = daemon.state
+    assert {s.p_est for s in served} == {0.2} and all(s.hit for s in served if s.estimated)
+    assert (state.mode, state.retrain_requested, state.retrain_requests) == ("inference", False, 0)
+
+
+def test_retraining_stops_when_reward_and_accuracy_recover(hitting, failing, caplog):
+    caplog.set_level(logging.INFO, "adacompress.service.daemon")
+    daemon = Daemon(Q1, RecordingBackend(), Scoring(), None, seed=3)
+    serve_until(daemon, failing, lambda s: daemon.state.retrain_requested)
+    assert daemon.state.p_est == 0.2  # accuracy was low from the start, not falling: the paper's step is zero
+    daemon.policy = Q95  # every answer kept, but at more bytes than the reference: reward stays low
+    served = serve(daemon, hitting, 15)
+    assert all(s.hit for s in served) and daemon.state.recent_accuracy == 1.0
+    assert daemon.state.recent_reward < 0.45 and daemon.state.mode == "retrain"
+    daemon.policy = Q10
+    served = serve_until(daemon, hitting, lambda s: daemon.state.mode == "inference", limit=10)
+    assert len(served) >= 5 and all(s.mode == "estimate" for s in served)
+    state = daemon.state
+    assert (state.retrain_requested, state.p_est, state.recent_accuracy, state.retrain_requests) == (False, 0.2,
+                                                                                                     None, 1)
+    [event] = events(caplog, "retrain_stopped")
+    assert event["mode"] == "inference"
+
+
+@pytest.mark.parametrize(("failing_upload", "served_from"), [("reference", "compressed"),
+                                                             ("compressed", "reference"), ("both", None)])
+def test_a_failed_half_of_an_estimate_serves_the_other_half_unscored(failing_upload, served_from, failing, caplog):
+    fails = {"reference": lambda use_cache: not use_cache, "compressed": lambda use_cache: use_cache,
+             "both": lambda use_cache: True}[failing_upload]
+    photo = failing[0]
+    buffer = TransitionBuffer(EmbeddedStore("daemon-failures:"))
+    daemon = Daemon(load_policy("pretrained:local-lite2"), RecordingBackend(fails), Scoring(), buffer, ALWAYS)
+    if served_from is None:
+        with pytest.raises(BackendUnavailable):
+            daemon.handle(photo)
+        return
+    served = daemon.handle(photo)
+    truth = LocalBackend("lite0")
+    expected = served.decision.data if served_from == "compressed" else encode(photo, REFERENCE_ACTION).data
+    assert served.recognition.names == truth.recognize(expected).names
+    assert (served.mode, served.estimated, served.hit) == ("estimate", False, None)
+    state = daemon.state
+    assert (state.estimates, state.estimate_failures, state.transitions, state.recent_accuracy) == (1, 1, 0, None)
+    assert buffer.added == 0 and events(caplog, "estimate_failed")[0]["upload"] == failing_upload
+
+
+def test_a_failed_inference_raises(failing):
+    with pytest.raises(BackendUnavailable):
+        Daemon(Q10, RecordingBackend(lambda use_cache: True), Scoring(), None, NEVER).handle(failing[0])
+
+
+def test_a_bad_image_raises_before_anything_is_sent():
+    backend = RecordingBackend()
+    daemon = Daemon(Q10, backend, Scoring(), None, ALWAYS)
+    with pytest.raises(BadImage):
+        daemon.handle(b"this is not an image")
+    assert backend.received == [] and daemon.state.requests == 0
+
+
+def test_concurrent_requests_keep_consistent_counts(hitting):
+    backend = RecordingBackend()
+    daemon = Daemon(Q10, backend, Scoring(), None, PaperRules(p_est_floor=0.5, p_est_ceiling=0.5))
+    results: list[list[Served]] = [[] for _ in range(4)]
+    threads = [threading.Thread(target=lambda out=out: out.extend(serve(daemon, hitting, 25))) for out in results]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    served = [s for out in results for s in out]
+    estimated = sum(s.mode == "estimate" for s in served)
+    state = daemon.state
+    assert len(served) == state.requests == 100
+    assert state.estimates == estimated and 0 < estimated < 100
+    assert len(backend.received) == 100 + estimated
+    assert len(state.hits) == min(10, estimated) and state.recent_accuracy == 1.0
+    assert json.loads(json.dumps(state.to_json()))["requests"] == 100
