@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "replay": "stream a drift scenario through the daemon",
     "compress": "compress images with a policy",
     "fake-cloud": "run a fake cloud vision API server on loopback",
+    "learn": "retrain the current policy on the service's transitions; publish candidates that validate",
 }
 PLANNED_RELEASE = {
     "train": "0.2 (the agent)", "eval": "0.2 (the agent)", "bench": "0.2 (the agent)",

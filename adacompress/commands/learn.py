@@ -1,0 +1,58 @@
+"""`adacompress learn`: retrain the current policy on the service's transitions and publish what validates."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+
+from adacompress.agents.learner import Learner, LearnerConfig
+from adacompress.service.events import log_event
+from adacompress.service.registry import Registry
+from adacompress.service.store import StoreError, open_store
+
+log = logging.getLogger(__name__)
+
+EXAMPLE = """example:
+  adacompress learn --redis redis://127.0.0.1:6379/0 --min-transitions 500 --gradient-steps 200
+"""
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = EXAMPLE
+    defaults = LearnerConfig()
+    parser.add_argument("--redis", metavar="URL", help="the service's Redis (default ADACOMPRESS_REDIS_URL)")
+    parser.add_argument("--prefix", help="key prefix (default ADACOMPRESS_REDIS_PREFIX, else adacompress:)")
+    parser.add_argument("--once", action="store_true",
+                        help="one step: read what is new, retrain if enough arrived, and exit")
+    parser.add_argument("--min-transitions", type=int, default=defaults.min_new_transitions, metavar="N",
+                        help=f"new transitions that start a retrain (default {defaults.min_new_transitions}; "
+                             "the daemon's retrain request starts one sooner)")
+    parser.add_argument("--gradient-steps", type=int, default=defaults.gradient_steps, metavar="N",
+                        help=f"gradient steps per retrain (default {defaults.gradient_steps})")
+    parser.add_argument("--poll-s", type=float, default=5.0, help="seconds between steps (default 5)")
+
+
+def run(args: argparse.Namespace) -> int:
+    store = open_store(args.redis, args.prefix)
+    config = LearnerConfig(min_new_transitions=args.min_transitions,
+                           min_transitions=max(2, min(args.min_transitions, LearnerConfig.min_transitions)),
+                           gradient_steps=args.gradient_steps)
+    learner = Learner(store, Registry(store), config=config)
+    try:
+        while True:
+            try:
+                result = learner.step()
+            except StoreError as exc:
+                if args.once:
+                    raise
+                log_event(log, logging.WARNING, "learner_store_unavailable", error=str(exc))
+                result = None
+            if result is not None:
+                print(result.line(), flush=True)
+            if args.once:
+                return 0
+            time.sleep(args.poll_s)
+    finally:
+        store.close()
