@@ -27,6 +27,7 @@ from adacompress.cloud_backends.base import BackendError, Recognition, VisionBac
 from adacompress.errors import AdaCompressError
 from adacompress.scoring import Scoring
 from adacompress.service.events import log_event
+from adacompress.service.store import StoreError
 from adacompress.upload import Upload
 
 log = logging.getLogger(__name__)
@@ -225,6 +226,22 @@ class Daemon:
                           decision.policy_version)
         return self._estimate(policy, image, decision, p_est)
 
+    def _share(self, snapshot: dict[str, Any]) -> None:
+        """Put the mode and the retrain flag where the learner and other replicas read them (`daemon:state`).
+
+        Only on a change of mode, so the request path pays nothing; a store that is down is logged, not raised.
+        """
+        if self.buffer is None:
+            return
+        store = self.buffer.store
+        try:
+            for name in ("mode", "retrain_requested", "p_est"):
+                value = snapshot[name]
+                text = ("1" if value else "0") if isinstance(value, bool) else str(value)
+                store.hset(store.keys.daemon_state, name, text.encode())
+        except StoreError as exc:
+            log_event(log, logging.WARNING, "daemon_state_not_shared", error=str(exc), code=exc.code)
+
     def _estimate(self, policy: Policy, image: Upload, decision: Decision, p_est: float) -> Served:
         reference_data = image.encoded(policy.reference).data
         compressed = reference = None
@@ -266,4 +283,5 @@ class Daemon:
         if change:
             log_event(log, logging.WARNING if change == "retrain_requested" else logging.INFO, change,
                       policy_version=decision.policy_version, **(snapshot or {}))
+            self._share(snapshot or {})
         return Served(reference, decision, len(reference_data), "estimate", True, hit, p_est, decision.policy_version)

@@ -272,3 +272,15 @@ def test_concurrent_requests_keep_consistent_counts(hitting):
     assert len(backend.received) == 100 + estimated
     assert len(state.hits) == min(10, estimated) and state.recent_accuracy == 1.0
     assert json.loads(json.dumps(state.to_json()))["requests"] == 100
+
+
+def test_a_retrain_request_and_its_end_reach_the_shared_state_the_learner_reads(hitting, failing):
+    store = EmbeddedStore("daemon-shared:")
+    daemon = Daemon(Q1, RecordingBackend(), Scoring(), TransitionBuffer(store), seed=3)
+    key = store.keys.daemon_state
+    assert store.hget(key, "retrain_requested") is None  # nothing written while nothing changes
+    serve_until(daemon, failing, lambda s: daemon.state.retrain_requested)
+    assert (store.hget(key, "retrain_requested"), store.hget(key, "mode")) == (b"1", b"retrain")
+    daemon.policy = Q10
+    serve_until(daemon, hitting, lambda s: daemon.state.mode == "inference", limit=40)
+    assert (store.hget(key, "retrain_requested"), store.hget(key, "mode")) == (b"0", b"inference")
