@@ -75,7 +75,7 @@ def test_contradicting_transitions_publish_a_candidate_that_learned_them(store, 
     assert registry.current_version() == result.current == result.candidate != parent
     metadata = registry.metadata(result.candidate)
     assert metadata.parent == parent and metadata.validation_score == pytest.approx(result.candidate_score)
-    assert metadata.data_window is not None
+    assert metadata.data_window == result.data_window and result.data_window  # what it trained on, recorded
     assert hit_probability(registry.current()[1], observations, q25).mean() < min(0.3, believed)
     assert (result.trained_on, result.held_out) == (158, 40)
 
