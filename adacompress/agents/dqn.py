@@ -93,14 +93,19 @@ def agent_file(model: DQN, ladder: Ladder, reference: Action, scoring: Scoring, 
                      AgentFile.pack_weights(arrays), dict(metadata or {}))
 
 
-def dqn_from_agent(agent: AgentFile) -> DQN:
-    """An SB3 DQN carrying an agent file's weights (to resume training, or to check the numpy path)."""
-    from adacompress.features import make_featurizer
-
-    featurizer = make_featurizer(agent.config.featurizer, agent.ladder)
-    model = build_dqn(_spaces_env(agent.observation_dim, featurizer.low, featurizer.high, len(agent.ladder)),
-                      agent.config)
+def load_weights(model: DQN, agent: AgentFile) -> None:
+    """Put an agent file's weights into `model`'s Q-network and its target."""
     state = {k: torch.as_tensor(v) for k, v in agent.weights().items()}
     model.q_net.load_state_dict(state)
     model.q_net_target.load_state_dict(state)
+
+
+def dqn_from_agent(agent: AgentFile) -> DQN:
+    """An SB3 DQN carrying an agent file's weights (to retrain online, or to check the numpy path).
+
+    The spaces are unbounded: a DQN over vectors never reads the bounds, and knowing them would mean
+    building the featurizer (and its onnxruntime session) in a process that only trains.
+    """
+    model = build_dqn(_spaces_env(agent.observation_dim, -np.inf, np.inf, len(agent.ladder)), agent.config)
+    load_weights(model, agent)
     return model

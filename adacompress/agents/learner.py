@@ -145,9 +145,8 @@ class Learner:
         held_out = max(1, round(len(usable) * self.config.holdout_fraction))
         train, validation = usable[:-held_out], [t for _, t in usable[-held_out:]]
         model = dqn_from_agent(agent)
-        arrays = replay_arrays([t for _, t in train], alpha, beta)
-        # Rewards divided by alpha, as offline: the same best actions, errors in the Huber loss's quadratic zone.
-        self._train(model, replace(arrays, rewards=arrays.rewards / np.float32(alpha)))
+        # Rewards in units of alpha, as offline: the same best actions, errors in the Huber loss's quadratic zone.
+        self._train(model, replay_arrays([t for _, t in train], 1.0, beta / alpha))
         candidate = agent_file(model, agent.ladder, agent.reference, agent.scoring, agent.config,
                                {**agent.metadata, "parent": parent})
         candidate_score, parent_score = validation_score(candidate, validation), validation_score(agent, validation)

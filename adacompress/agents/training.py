@@ -18,7 +18,7 @@ import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
 from adacompress.agents.agent_file import AgentConfig, AgentFile
-from adacompress.agents.dqn import agent_file, build_dqn, dqn_from_agent
+from adacompress.agents.dqn import agent_file, build_dqn, load_weights
 from adacompress.envs.jpeg_quality import JpegQualityEnv
 from adacompress.errors import AdaCompressError
 
@@ -84,9 +84,7 @@ def train_agent(env: JpegQualityEnv, config: AgentConfig, steps: int, out: Path,
     model = build_dqn(env, config)
     done_steps, calls_before = int(state.get("steps", 0)), int(state.get("backend_calls", 0))
     if resume and out.is_file():
-        weights = dqn_from_agent(AgentFile.read(out)).q_net.state_dict()
-        model.q_net.load_state_dict(weights)
-        model.q_net_target.load_state_dict(weights)
+        load_weights(model, AgentFile.read(out))
     env.table.resolved.update(state.get("resolved", {}))
     names = {env.table.images.name(i): i for i in range(len(env.table))}
     for name in list(env.table.resolved):  # refill the replay buffer from what earlier runs paid for
