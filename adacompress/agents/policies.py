@@ -19,7 +19,7 @@ from adacompress.agents.pretrained import load_pretrained
 from adacompress.agents.qnet import NumpyQNetwork
 from adacompress.codec import REFERENCE_ACTION, Action, Ladder
 from adacompress.errors import AdaCompressError
-from adacompress.features import Featurizer, make_featurizer
+from adacompress.features import Featurizer, ends_with_size_ratios, make_featurizer
 from adacompress.images import DecodeLimits
 from adacompress.rate import estimate_bytes
 from adacompress.upload import Upload
@@ -61,16 +61,26 @@ class Policy(ABC):
         self.reference = reference
         self.limits = limits if limits is not None else DecodeLimits.from_settings()  # ADACOMPRESS_MAX_*
 
-    def decide(self, upload: bytes | Image.Image | Upload) -> Decision:
-        """Choose, encode the chosen rung at full size, and say what was chosen and why."""
+    size_weight: float | None = None
+    """The known-cost head's weight on bytes against accuracy, if the policy has that dial (else None)."""
+
+    def decide(self, upload: bytes | Image.Image | Upload, size_weight: float | None = None) -> Decision:
+        """Choose, encode the chosen rung at full size, and say what was chosen and why.
+
+        `size_weight` turns the dial for this call (lower keeps more answers, at more bytes); a policy
+        without the dial refuses it rather than ignore it.
+        """
         upload = Upload.of(upload, self.limits)
-        rung, observation = self._choose(upload)
+        if size_weight is not None and self.size_weight is None:
+            raise PolicyError(f"policy {self.name} has no size weight to turn; only agents with the known-cost "
+                              "head do")
+        rung, observation = self._choose(upload, size_weight)
         action = self.ladder[rung]
         return Decision(action, rung, observation, upload.encoded(action).data,
                         estimate_bytes(upload, self.reference), self.version)
 
     @abstractmethod
-    def _choose(self, upload: Upload) -> tuple[int, np.ndarray | None]:
+    def _choose(self, upload: Upload, size_weight: float | None) -> tuple[int, np.ndarray | None]:
         """The rung for `upload` and the observation it was chosen from."""
 
 
@@ -82,7 +92,7 @@ class FixedPolicy(Policy):
         self.action = action
         self.name = self.version = f"fixed:{action.quality}" if action.codec == "jpeg" else f"fixed:{action.label}"
 
-    def _choose(self, upload: Upload) -> tuple[int, None]:
+    def _choose(self, upload: Upload, size_weight: float | None) -> tuple[int, None]:
         return 0, None
 
 
@@ -94,7 +104,7 @@ class RandomPolicy(Policy):
         self.name, self.version = "random", f"random:{seed}"
         self._rng = np.random.default_rng(seed)
 
-    def _choose(self, upload: Upload) -> tuple[int, None]:
+    def _choose(self, upload: Upload, size_weight: float | None) -> tuple[int, None]:
         return int(self._rng.integers(len(self.ladder))), None
 
 
@@ -112,10 +122,18 @@ class LearnedPolicy(Policy):
             raise PolicyError(f"{name}: featurizer {agent.config.featurizer} gives {self.featurizer.dim} numbers, "
                               f"the agent expects {agent.observation_dim}")
         self.q_network = NumpyQNetwork(agent)
+        if agent.config.head == "known-cost":
+            self.size_weight = agent.config.size_weight
 
-    def _choose(self, upload: Upload) -> tuple[int, np.ndarray]:
+    def size_ratios(self, observation: np.ndarray) -> np.ndarray | None:
+        """Every rung's estimated size ratio, read off an observation of this policy's (None if it has none)."""
+        if not ends_with_size_ratios(self.agent.config.featurizer):
+            return None
+        return np.asarray(observation[-len(self.ladder):], dtype=np.float64)
+
+    def _choose(self, upload: Upload, size_weight: float | None) -> tuple[int, np.ndarray]:
         observation = self.featurizer.observe(upload)
-        return int(self.q_network(observation)[0].argmax()), observation
+        return int(self.q_network(observation, size_weight)[0].argmax()), observation
 
 
 def load_policy(source: str | Path | bytes, name: str | None = None) -> LearnedPolicy:

@@ -31,7 +31,8 @@ class NumpyQNetwork:
         self.size_weight = np.float32(agent.config.size_weight)
         self.n_actions = len(agent.ladder)
 
-    def __call__(self, observations: np.ndarray) -> np.ndarray:
+    def __call__(self, observations: np.ndarray, size_weight: float | None = None) -> np.ndarray:
+        """Q-values; `size_weight` overrides the known-cost head's own (the daemon's accuracy dial)."""
         obs = np.atleast_2d(np.asarray(observations, dtype=np.float32))
         x = obs
         for i, (weight, bias) in enumerate(self.layers):
@@ -41,4 +42,5 @@ class NumpyQNetwork:
         if not self.known_cost:
             return x
         hit_probability = np.exp(-np.logaddexp(0, -x))  # sigmoid(x), without overflow at large |x|
-        return hit_probability - self.size_weight * obs[:, -self.n_actions:]
+        weight = self.size_weight if size_weight is None else np.float32(size_weight)
+        return hit_probability - weight * obs[:, -self.n_actions:]

@@ -130,6 +130,10 @@ class Store(ABC):
     def hset(self, key: str, field: str, value: bytes) -> None: ...
 
     @abstractmethod
+    def hset_many(self, key: str, mapping: dict[str, bytes]) -> None:
+        """Set several fields at once, so a reader never sees half of them changed."""
+
+    @abstractmethod
     def hget(self, key: str, field: str) -> bytes | None: ...
 
     @abstractmethod
@@ -209,6 +213,10 @@ class RedisStore(Store):
     def hset(self, key: str, field: str, value: bytes) -> None:
         with self._calls():
             self.client.hset(key, field, value)
+
+    def hset_many(self, key: str, mapping: dict[str, bytes]) -> None:
+        with self._calls():
+            self.client.hset(key, mapping=mapping)
 
     def hget(self, key: str, field: str) -> bytes | None:
         with self._calls():
@@ -312,6 +320,10 @@ class EmbeddedStore(Store):
     def hset(self, key: str, field: str, value: bytes) -> None:
         with self._lock:
             self._hashes.setdefault(key, {})[field] = bytes(value)
+
+    def hset_many(self, key: str, mapping: dict[str, bytes]) -> None:
+        with self._lock:
+            self._hashes.setdefault(key, {}).update((name, bytes(value)) for name, value in mapping.items())
 
     def hget(self, key: str, field: str) -> bytes | None:
         with self._lock:

@@ -16,15 +16,17 @@ import pytest
 from PIL import Image
 
 from adacompress import upload as upload_module
-from adacompress.agents.policies import FixedPolicy, load_policy
+from adacompress.agents.policies import FixedPolicy, PolicyError, load_policy
 from adacompress.agents.replay_buffer import TransitionBuffer
 from adacompress.cloud_backends.base import BackendUnavailable, Recognition
 from adacompress.cloud_backends.local import LocalBackend
 from adacompress.codec import REFERENCE_ACTION, Action, encode
 from adacompress.errors import BadImage
 from adacompress.scoring import Scoring
-from adacompress.service.daemon import Daemon, PaperRules, Served
-from adacompress.service.store import EmbeddedStore, Store
+from adacompress.service.daemon import Daemon, Served
+from adacompress.service.registry import Registry
+from adacompress.service.rules import PaperRules, TargetRules
+from adacompress.service.store import EmbeddedStore, RedisStore, Store
 
 Q1, Q10, Q95 = (FixedPolicy(Action("jpeg", q)) for q in (1, 10, 95))
 ALWAYS, NEVER = PaperRules(p_est_floor=1.0, p_est_ceiling=1.0), PaperRules(p_est_floor=0.0, p_est_ceiling=0.0)
@@ -129,7 +131,9 @@ def test_an_estimate_uploads_the_reference_uncached_and_serves_its_answer(failin
     backend = RecordingBackend()
     served = Daemon(Q1, backend, Scoring(), None, ALWAYS).handle(photo)
     reference = encode(photo, REFERENCE_ACTION).data
-    assert backend.received == [(served.decision.data, True), (reference, False)]
+    # Both uploads go out at once, so they may arrive in either order.
+    received = sorted(backend.received, key=lambda r: r[1], reverse=True)
+    assert received == [(served.decision.data, True), (reference, False)]
     assert served.decision.data == encode(photo, Action("jpeg", 1)).data
     assert (served.mode, served.estimated, served.hit, served.reference_bytes) == ("estimate", True, False,
                                                                                    len(reference))
@@ -177,7 +181,7 @@ def test_a_policy_without_observations_estimates_but_records_no_transitions(hitt
 
 def test_falling_accuracy_raises_p_est_and_requests_retraining(hitting, failing, caplog):
     caplog.set_level(logging.INFO, "adacompress.service.daemon")
-    daemon = Daemon(Q10, RecordingBackend(), Scoring(), None)
+    daemon = Daemon(Q10, RecordingBackend(), Scoring(), None, PaperRules())
     served = serve_until(daemon, hitting, lambda s: daemon.state.scored > 12)
     assert {s.p_est for s in served} == {0.2}
     assert daemon.state.recent_accuracy == 1.0
@@ -194,7 +198,7 @@ def test_falling_accuracy_raises_p_est_and_requests_retraining(hitting, failing,
 
 
 def test_a_policy_that_always_hits_stays_at_the_floor(hitting):
-    daemon = Daemon(Q10, RecordingBackend(), Scoring(), None)
+    daemon = Daemon(Q10, RecordingBackend(), Scoring(), None, PaperRules())
     served = serve_until(daemon, hitting, lambda s: daemon.state.scored >= 25)
     state = daemon.state
     assert {s.p_est for s in served} == {0.2} and all(s.hit for s in served if s.estimated)
@@ -203,7 +207,7 @@ def test_a_policy_that_always_hits_stays_at_the_floor(hitting):
 
 def test_retraining_stops_when_reward_and_accuracy_recover(hitting, failing, caplog):
     caplog.set_level(logging.INFO, "adacompress.service.daemon")
-    daemon = Daemon(Q1, RecordingBackend(), Scoring(), None, seed=3)
+    daemon = Daemon(Q1, RecordingBackend(), Scoring(), None, PaperRules(), seed=3)
     serve_until(daemon, failing, lambda s: daemon.state.retrain_requested)
     assert daemon.state.p_est == 0.2  # accuracy was low from the start, not falling: the paper's step is zero
     daemon.policy = Q95  # every answer kept, but at more bytes than the reference: reward stays low
@@ -276,7 +280,7 @@ def test_concurrent_requests_keep_consistent_counts(hitting):
 
 def test_a_retrain_request_and_its_end_reach_the_shared_state_the_learner_reads(hitting, failing):
     store = EmbeddedStore("daemon-shared:")
-    daemon = Daemon(Q1, RecordingBackend(), Scoring(), TransitionBuffer(store), seed=3)
+    daemon = Daemon(Q1, RecordingBackend(), Scoring(), TransitionBuffer(store), PaperRules(), seed=3)
     key = store.keys.daemon_state
     assert store.hget(key, "retrain_requested") is None  # nothing written while nothing changes
     serve_until(daemon, failing, lambda s: daemon.state.retrain_requested)
@@ -284,3 +288,99 @@ def test_a_retrain_request_and_its_end_reach_the_shared_state_the_learner_reads(
     daemon.policy = Q10
     serve_until(daemon, hitting, lambda s: daemon.state.mode == "inference", limit=40)
     assert (store.hget(key, "retrain_requested"), store.hget(key, "mode")) == (b"0", b"inference")
+
+
+ALL_ESTIMATES = TargetRules(p_est_alert=1.0, alert_requests=10_000, drift=None)
+
+
+def test_an_estimate_labels_every_rung_its_answer_implies(store: Store, small_photos):
+    policy = load_policy("pretrained:local-lite2")
+    buffer = TransitionBuffer(store)
+    daemon = Daemon(policy, RecordingBackend(), Scoring(), buffer, ALL_ESTIMATES)
+    served = serve(daemon, small_photos, 8)
+    assert buffer.flush()
+    transitions = buffer.read()
+    assert len(transitions) == daemon.state.transitions
+    n = len(policy.ladder)
+    for s in served:
+        mine = [t for t in transitions if t.observation.tobytes() == s.decision.observation.astype("<f4").tobytes()]
+        uploaded = [t for t in mine if t.bytes_sent is not None]
+        assert [(t.rung, t.hit, t.bytes_sent) for t in uploaded] == [(s.decision.rung, s.hit, s.decision.bytes)]
+        implied = range(s.decision.rung + 1, n) if s.hit else range(s.decision.rung)
+        assert sorted(t.rung for t in mine if t.bytes_sent is None) == list(implied)
+        for t in mine:
+            assert t.hit == s.hit and t.reference_bytes == s.reference_bytes
+            if t.bytes_sent is None:  # never uploaded: the observation's size estimate for that rung
+                assert t.size_ratio == pytest.approx(float(s.decision.observation[t.rung - n]))
+    assert any(s.hit for s in served) and len(transitions) > len(served)
+
+
+def test_the_dial_moves_the_learned_policy_and_a_policy_without_one_refuses_it(small_photos):
+    policy = load_policy("pretrained:local-lite2")
+    assert policy.size_weight == pytest.approx(0.4)
+    rungs = [[policy.decide(photo, size_weight).rung for size_weight in (1000.0, 0.4, 0.0)] for photo in small_photos]
+    assert all(cheap <= own <= dear for cheap, own, dear in rungs)
+    assert any(cheap < dear for cheap, _, dear in rungs) and all(cheap == 0 for cheap, _, _ in rungs)
+    with pytest.raises(PolicyError, match="no size weight"):
+        Q10.decide(small_photos[0], 0.1)
+
+
+def test_the_daemon_decides_with_its_dial_and_loosens_it_while_every_answer_is_kept(hitting):
+    policy = load_policy("pretrained:local-lite2")
+    daemon = Daemon(policy, RecordingBackend(), Scoring(), None, ALL_ESTIMATES)
+    weights = []
+    for photo in hitting * 2:
+        weight = daemon.state.size_weight
+        served = daemon.handle(photo)
+        weights.append(weight)
+        assert served.decision.rung == policy.decide(photo, weight).rung
+    assert weights[0] == pytest.approx(0.4) and weights == sorted(weights) and weights[-1] > weights[0]
+    assert daemon.state.size_weight == pytest.approx(0.4 * ALL_ESTIMATES.dial_range[1])
+
+
+class BarrierBackend(RecordingBackend):
+    """Answers only once two uploads are in flight together: a daemon that uploads one after the other stalls."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.barrier = threading.Barrier(2, timeout=20)
+
+    def recognize(self, image_bytes: bytes, *, use_cache: bool = True) -> Recognition:
+        self.barrier.wait()
+        return super().recognize(image_bytes, use_cache=use_cache)
+
+
+def test_both_halves_of_an_estimate_are_uploaded_at_once(hitting):
+    daemon = Daemon(Q10, BarrierBackend(), Scoring(), None, ALWAYS)
+    served = daemon.handle(hitting[0])
+    assert served.estimated and served.hit
+    daemon.close()
+
+
+def test_the_state_reaches_the_store_and_a_store_that_goes_away_costs_no_request(redis_server, prefix, hitting):
+    store = RedisStore(redis_server.url, prefix=prefix)
+    daemon = Daemon(load_policy("pretrained:local-lite2"), RecordingBackend(), Scoring(), TransitionBuffer(store),
+                    ALL_ESTIMATES)
+    serve(daemon, hitting, 3)
+    shared = store.hgetall(store.keys.daemon_state)
+    assert (shared["target_accuracy"], shared["mode"], shared["retrain_requested"]) == (b"0.98", b"inference", b"0")
+    assert float(shared["size_weight"]) == pytest.approx(0.4)  # written at the first request, before any estimate
+    redis_server.stop()
+    served = serve(daemon, hitting, 3)
+    assert all(s.estimated for s in served) and daemon.state.requests == 6
+
+
+def test_a_published_policy_reaches_the_daemon_and_restarts_its_dial(store: Store, make_agent, hitting, wait_for):
+    registry = Registry(store)
+    first = make_agent(1)
+    registry.set_current(registry.publish(first.to_bytes()))
+    daemon = Daemon(Q10, RecordingBackend(), Scoring(), None, ALL_ESTIMATES)
+    with registry.watch(poll_s=0.05, on_change=lambda version, policy: daemon.set_policy(policy)):
+        assert daemon.policy.version == first.version
+        serve(daemon, hitting, 3)
+        assert len(daemon.state.hits) == 3 and daemon.state.size_weight != first.config.size_weight
+        second = make_agent(2)
+        registry.set_current(registry.publish(second.to_bytes()))
+        assert wait_for(lambda: daemon.policy.version == second.version, 5.0)
+    state = daemon.state
+    assert (len(state.hits), state.size_weight) == (0, second.config.size_weight)

@@ -1,0 +1,176 @@
+"""The rule sets' arithmetic on synthetic streams: the dial's fixed point, the estimate rate, retraining, drift.
+
+No CNN here: a rule set sees only hits, rewards and observations, so a seeded simulated policy whose hit
+rate falls as its size weight rises exercises every branch in milliseconds. The daemon tests run the
+same rules on the real CNN.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from adacompress.service.input_drift import DriftSettingsError, InputDrift, InputDriftSettings
+from adacompress.service.rules import PaperRules, RulesError, TargetRules, rules_from_name, wilson_interval
+
+
+def simulate(rules: TargetRules, keep_rate, requests: int, seed: int = 0, size_weight: float = 0.4,
+             state=None):
+    """Serve `requests` where a compressed answer is kept with probability `keep_rate(size_weight)`."""
+    rng = np.random.default_rng(seed)
+    state = state if state is not None else rules.initial_state(size_weight)
+    served = []
+    for _ in range(requests):
+        estimate = rules.on_request(state, None, float(rng.random()))
+        state.note_request(estimate)
+        kept = bool(rng.random() < keep_rate(state.size_weight))
+        if estimate:
+            rules.on_estimate(state, kept, 0.0)
+        served.append(True if estimate else kept)  # an estimate serves the reference's own answer
+    return state, served
+
+
+def test_wilson_interval_matches_the_closed_form():
+    assert wilson_interval(0, 10) == pytest.approx((0.0, 0.2775), abs=1e-4)
+    assert wilson_interval(10, 10) == pytest.approx((0.7225, 1.0), abs=1e-4)
+    low, high = wilson_interval(98, 100)
+    assert low == pytest.approx(0.9300, abs=1e-4) and high == pytest.approx(0.9945, abs=1e-4)
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+
+
+def test_the_goal_counts_the_reference_answers_that_estimates_serve():
+    rules, state = TargetRules(target_accuracy=0.98), TargetRules().initial_state(0.4)
+    state.estimated_share = 0.0
+    assert rules.goal(state) == pytest.approx(0.98)
+    state.estimated_share = 0.5
+    assert rules.goal(state) == pytest.approx(0.96)  # half the answers are the reference's: 0.5 + 0.5 * 0.96 = 0.98
+    state.estimated_share = 0.99
+    assert rules.goal(state) == 0.0
+
+
+def test_the_dial_settles_where_the_served_share_meets_the_target():
+    # Keep rate falls linearly with the size weight: 0.9 at the agent's own 0.4, 1.0 at 0. The target
+    # needs about 0.975 kept at the floor rate, so the dial must come down to about 0.1.
+    def keep_rate(weight: float) -> float:
+        return 1.0 - 0.1 * weight / 0.4
+
+    rules = TargetRules(target_accuracy=0.98, drift=None)
+    state, served = simulate(rules, keep_rate, 20_000)
+    goal = rules.goal(state)
+    assert state.size_weight is not None and 0.0 < state.size_weight < 0.4
+    assert keep_rate(state.size_weight) == pytest.approx(goal, abs=0.01)
+    # The estimates carry few misses at 98% (about one per 400 requests at the floor rate): the dial wanders
+    # around its fixed point, so the long-run share is held to the 1 point a user would notice.
+    assert np.mean(served[-10_000:]) == pytest.approx(0.98, abs=0.01)
+    assert state.mode == "inference" and state.retrain_requests == 0
+
+
+def test_an_easy_stream_loosens_the_dial_and_a_hard_one_tightens_it():
+    rules = TargetRules(target_accuracy=0.9, drift=None)
+    easy, _ = simulate(rules, lambda w: 1.0, 2_000)
+    hard, _ = simulate(rules, lambda w: 0.5 + 0.4 * math.exp(-w * 10), 2_000)
+    assert easy.size_weight == pytest.approx(0.4 * rules.dial_range[1])  # every answer kept: bytes get cheaper
+    assert hard.size_weight is not None and hard.size_weight < 0.4 * 0.5
+
+
+def test_the_estimate_rate_is_high_at_a_cold_start_then_falls_to_the_floor():
+    rules = TargetRules(alert_requests=100, p_est_floor=0.02, p_est_alert=0.6, drift=None)
+    state = rules.initial_state(0.4)
+    rates = []
+    rng = np.random.default_rng(1)
+    for _ in range(300):
+        estimate = rules.on_request(state, None, float(rng.random()))
+        state.note_request(estimate)
+        if estimate:
+            rules.on_estimate(state, True, 0.0)
+        rates.append(state.p_est)
+    assert rates[:99] == [0.6] * 99 and rates[100:] == [0.02] * 200
+
+
+def test_an_accuracy_clearly_below_the_goal_keeps_estimating_and_asks_for_retraining_at_the_dial_floor():
+    rules = TargetRules(target_accuracy=0.98, alert_requests=50, drift=None)
+    state, _ = simulate(rules, lambda w: 0.7, 3_000)  # no size weight helps: only retraining can
+    assert state.size_weight == pytest.approx(0.4 * rules.dial_range[0])
+    assert state.mode == "retrain" and state.retrain_requested and state.retrain_requests == 1
+    assert state.p_est == rules.p_est_alert
+    recovered, _ = simulate(rules, lambda w: 1.0, 3_000, seed=1, state=state)
+    assert recovered.mode == "inference" and not recovered.retrain_requested
+
+
+def test_a_policy_that_holds_the_target_never_asks_for_retraining():
+    state, _ = simulate(TargetRules(target_accuracy=0.9, drift=None), lambda w: 0.97, 5_000)
+    assert state.retrain_requests == 0 and state.mode == "inference"
+
+
+def test_a_new_policy_restarts_the_dial_and_the_window():
+    rules = TargetRules(drift=None)
+    state, _ = simulate(rules, lambda w: 0.8, 1_000)
+    assert state.hits and state.size_weight != 0.4
+    rules.on_policy_change(state, 0.25)
+    assert (state.size_weight, state.base_size_weight, len(state.hits)) == (0.25, 0.25, 0)
+    assert state.alert_remaining == rules.alert_requests
+
+
+def test_served_accuracy_and_its_interval_include_the_estimates():
+    state = TargetRules().initial_state(0.4)
+    assert state.served_accuracy() is None
+    state.hits.extend([True] * 18 + [False] * 2)
+    state.estimated_share = 0.5
+    accuracy, low, high = state.served_accuracy()
+    assert accuracy == pytest.approx(0.95)  # 0.5 + 0.5 * 0.9
+    assert low == pytest.approx(0.5 + 0.5 * wilson_interval(18, 20)[0])
+    assert low < accuracy < high <= 1.0
+    shared = state.to_json()
+    assert shared["estimated_accuracy"] == pytest.approx(0.95) and shared["accuracy_interval"] == [low, high]
+
+
+def test_rule_sets_by_name_and_bad_settings():
+    assert isinstance(rules_from_name("paper"), PaperRules)
+    assert rules_from_name("adacompress", 0.9).target_accuracy == 0.9
+    with pytest.raises(RulesError, match="hold no accuracy target"):
+        rules_from_name("paper", 0.98)
+    with pytest.raises(RulesError, match="unknown rule set"):
+        rules_from_name("greedy")
+    with pytest.raises(RulesError, match="between 0 and 1"):
+        TargetRules(target_accuracy=98)
+    with pytest.raises(RulesError, match="bracket 1"):
+        TargetRules(dial_range=(0.5, 0.9))
+
+
+def _stream(rng: np.random.Generator, n: int, shift: float = 0.0) -> list[np.ndarray]:
+    base = rng.normal(size=(n, 8)) * np.array([1, 2, 0.5, 1, 1, 3, 1, 0.1])
+    base[:, :3] += shift * np.array([1, 2, 0.5])  # a shift of `shift` standard deviations in 3 of 8 features
+    return list(base)
+
+
+def test_input_drift_stays_quiet_on_stationary_inputs_and_alarms_once_on_a_shift():
+    rng = np.random.default_rng(0)
+    detector = InputDrift(InputDriftSettings(fast_halflife_requests=50, threshold=0.1, warmup_requests=200))
+    quiet = [detector.update(x) for x in _stream(rng, 5_000)]
+    assert not any(quiet) and detector.score < 0.05
+    shifted = [detector.update(x) for x in _stream(rng, 1_000, shift=1.5)]
+    assert shifted.index(True) < 60 and sum(shifted) == 1 and detector.alarms == 1
+
+
+def test_input_drift_waits_for_its_warmup_and_validates_its_settings():
+    rng = np.random.default_rng(0)
+    detector = InputDrift(InputDriftSettings(warmup_requests=300))
+    early = _stream(rng, 100) + _stream(rng, 150, shift=3.0)
+    assert not any(detector.update(x) for x in early)
+    with pytest.raises(DriftSettingsError):
+        InputDriftSettings(fast_halflife_requests=100, slow_halflife_requests=50)
+    with pytest.raises(DriftSettingsError):
+        InputDriftSettings(threshold=0)
+
+
+def test_a_drift_alarm_raises_the_estimate_rate_before_any_answer_is_lost():
+    rng = np.random.default_rng(0)
+    rules = TargetRules(alert_requests=100, p_est_floor=0.01, p_est_alert=0.5)
+    state = rules.initial_state(0.4)
+    for x in _stream(rng, 1_000):
+        state.note_request(rules.on_request(state, x, 0.99))  # draws above p_est: no estimate, no answer scored
+    assert state.p_est == 0.01 and state.scored == 0
+    rates = [(rules.on_request(state, x, 0.99), state.p_est)[1] for x in _stream(rng, 100, shift=2.0)]
+    assert 0.5 in rates and state.scored == 0 and state.drift is not None and state.drift.alarms == 1
