@@ -22,6 +22,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 from stable_baselines3 import DQN
+from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 
 from adacompress.agents.agent_file import AgentConfig, AgentFile
@@ -67,7 +68,10 @@ class KnownCostPolicy(DQNPolicy):
         return KnownCostQNetwork(**net_args, size_weight=self.size_weight).to(self.device)
 
 
-def build_dqn(env: gym.Env, config: AgentConfig) -> DQN:
+def build_dqn(env: gym.Env, config: AgentConfig, replay_buffer_class: type[ReplayBuffer] | None = None,
+              replay_buffer_kwargs: dict[str, Any] | None = None) -> DQN:
+    """SB3's DQN for `config` on `env`'s spaces; its replay buffer is SB3's unless a class is given
+    (`sb3_buffer.StreamReplayBuffer` keeps it on the service's transitions stream)."""
     if config.head == "known-cost" and not ends_with_size_ratios(config.featurizer):
         raise AgentConfigError(f"the known-cost head needs a featurizer whose observation ends with size "
                                f"ratios, not {config.featurizer!r}; use one such as {DEFAULT_FEATURIZER!r}, "
@@ -81,6 +85,7 @@ def build_dqn(env: gym.Env, config: AgentConfig) -> DQN:
         learning_starts=config.learning_starts, batch_size=config.batch_size, train_freq=1,
         gradient_steps=config.gradient_steps, target_update_interval=config.target_update_interval,
         exploration_fraction=0.2, exploration_final_eps=config.exploration_final_eps,
+        replay_buffer_class=replay_buffer_class, replay_buffer_kwargs=replay_buffer_kwargs,
         policy_kwargs=policy_kwargs, seed=config.seed, device="cpu", verbose=0,
     )
 
@@ -100,12 +105,15 @@ def load_weights(model: DQN, agent: AgentFile) -> None:
     model.q_net_target.load_state_dict(state)
 
 
-def dqn_from_agent(agent: AgentFile) -> DQN:
-    """An SB3 DQN carrying an agent file's weights (to retrain online, or to check the numpy path).
+def dqn_from_agent(agent: AgentFile, replay_buffer_class: type[ReplayBuffer] | None = None,
+                   replay_buffer_kwargs: dict[str, Any] | None = None) -> DQN:
+    """An SB3 DQN carrying an agent file's weights (to retrain online, or to check the numpy path); the
+    replay buffer as in `build_dqn`.
 
     The spaces are unbounded: a DQN over vectors never reads the bounds, and knowing them would mean
     building the featurizer (and its onnxruntime session) in a process that only trains.
     """
-    model = build_dqn(_spaces_env(agent.observation_dim, -np.inf, np.inf, len(agent.ladder)), agent.config)
+    model = build_dqn(_spaces_env(agent.observation_dim, -np.inf, np.inf, len(agent.ladder)), agent.config,
+                      replay_buffer_class, replay_buffer_kwargs)
     load_weights(model, agent)
     return model

@@ -9,20 +9,29 @@ data twice would only train the same candidate twice.
 A retrain starts from the registry's current agent, trains on the oldest `1 - holdout_fraction` of the
 recent set with SB3's `DQN.train(gradient_steps, batch_size)` (never `learn()`, whose schedule would
 re-inflate epsilon), and scores candidate and current on the newest `holdout_fraction` it did not train
-on. The candidate is published and made current only if it scores at least as well; otherwise the current
-policy keeps serving and the event `candidate_rejected` is logged.
+on. The training records reach SB3 through `sb3_buffer.StreamReplayBuffer` (on a private in-process
+stream), which computes their rewards when sampled. The candidate is published and made current only if
+it scores at least as well; otherwise the current policy keeps serving and `candidate_rejected` is logged.
 
 Validation score: 1 - Brier score of the policy's hit probability for the rung actually uploaded, over
-the held-out (observation, rung, hit) records. Only that rung's hit is known, so the score checks what
-the policy believes where the truth is known, rather than the reward of choices nobody tried. Brier, not
-log-loss: it is bounded, so one confidently wrong record cannot outweigh the rest, and it is the squared
-error the training loss minimizes (rewards divided by alpha stay in the Huber loss's quadratic zone).
+the held-out (observation, rung, hit) records. Only records really uploaded (`bytes_sent` set) validate,
+and the held-out part starts at the newest `holdout_fraction` of them; records the daemon inferred by
+monotonicity (a hit implies hits above it, a miss misses below) train but never validate. Only an
+uploaded rung's hit is known, so the score checks what the policy believes where the truth is known,
+rather than the reward of choices nobody tried. Brier, not log-loss: it is bounded, so one confidently
+wrong record cannot outweigh the rest, and it is the squared error the training loss minimizes (rewards
+divided by alpha stay in the Huber loss's quadratic zone).
+
+`run(stop, interval_s)` is the one polling loop: `adacompress learn` runs it in its main thread, and
+`LearnerThread` beside the daemon; a store outage or a retrain that cannot run yet is logged and retried.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -32,11 +41,12 @@ from stable_baselines3.common.logger import Logger
 from adacompress.agents.agent_file import AgentFile
 from adacompress.agents.dqn import agent_file, dqn_from_agent
 from adacompress.agents.qnet import NumpyQNetwork
-from adacompress.agents.replay_buffer import ReplayArrays, Transition, TransitionBuffer, replay_arrays
+from adacompress.agents.replay_buffer import Transition, TransitionBuffer
+from adacompress.agents.sb3_buffer import StreamReplayBuffer
 from adacompress.errors import AdaCompressError
 from adacompress.service.events import log_event
 from adacompress.service.registry import Registry
-from adacompress.service.store import Store
+from adacompress.service.store import Store, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -138,20 +148,24 @@ class Learner:
                         scoring=replace(agent.scoring, alpha=alpha, beta=beta))
         usable = [(i, t) for i, t in self.recent
                   if t.observation.size == agent.observation_dim and t.rung < len(agent.ladder)]
-        if len(usable) < 2:
-            raise LearnerError(f"{len(usable)} of {len(self.recent)} recent transitions fit the current agent "
-                               f"({agent.observation_dim}-d observations, {len(agent.ladder)} rungs); a retrain "
-                               "needs at least 2: let transitions from the current policy arrive first")
-        held_out = max(1, round(len(usable) * self.config.holdout_fraction))
-        train, validation = usable[:-held_out], [t for _, t in usable[-held_out:]]
-        model = dqn_from_agent(agent)
+        uploaded = [k for k, (_, t) in enumerate(usable) if t.bytes_sent is not None]
+        if len(uploaded) < 2:
+            raise LearnerError(f"{len(uploaded)} of {len(self.recent)} recent transitions were uploaded and fit the "
+                               f"current agent ({agent.observation_dim}-d observations, {len(agent.ladder)} rungs); "
+                               "a retrain needs at least 2: let transitions from the current policy arrive first")
+        # Held out: everything from the newest `holdout_fraction` of the real uploads on. Records inferred by
+        # monotonicity (never uploaded) train but never validate: their hit is an assumption, not an answer.
+        held_out = min(len(uploaded) - 1, max(1, round(len(uploaded) * self.config.holdout_fraction)))
+        split = uploaded[-held_out]
+        train = usable[:split]
+        validation = [t for _, t in usable[split:] if t.bytes_sent is not None]
         # Rewards in units of alpha, as offline: the same best actions, errors in the Huber loss's quadratic zone.
-        self._train(model, replay_arrays([t for _, t in train], 1.0, beta / alpha))
+        model = dqn_from_agent(agent, StreamReplayBuffer, {"alpha": 1.0, "beta": beta / alpha})
+        self._train(model, [t for _, t in train])
         candidate = agent_file(model, agent.ladder, agent.reference, agent.scoring, agent.config,
                                {**agent.metadata, "parent": parent})
         candidate_score, parent_score = validation_score(candidate, validation), validation_score(agent, validation)
         window = (train[0][0], train[-1][0])
-        self.new_since_retrain = 0
         published = candidate_score >= parent_score and candidate.version != parent
         if published:
             version = self.registry.publish(candidate.to_bytes(), parent=parent, data_window=window,
@@ -162,28 +176,69 @@ class Learner:
             current = parent
             log_event(log, logging.WARNING, "candidate_rejected", candidate=candidate.version, current=parent,
                       candidate_score=candidate_score, current_score=parent_score, held_out=len(validation))
+        self.new_since_retrain = 0  # only now: a store that failed to publish leaves the retrain to be tried again
         return Retrain(published, current, candidate.version, parent,
                        candidate_score, parent_score, len(train), len(validation), window)
 
-    def _train(self, model: DQN, arrays: ReplayArrays) -> None:
-        """Fill the model's replay buffer with `arrays` and take the configured gradient steps."""
+    def _train(self, model: DQN, transitions: list[Transition]) -> None:
+        """Put `transitions` in the model's stream buffer (a private in-process one) and take the gradient steps."""
         buffer = model.replay_buffer
-        assert buffer is not None
-        n = min(len(arrays.actions), buffer.buffer_size)
-        buffer.observations[:n] = arrays.observations[-n:]
-        buffer.next_observations[:n] = arrays.next_observations[-n:]
-        buffer.actions[:n] = arrays.actions[-n:]
-        buffer.rewards[:n] = arrays.rewards[-n:]
-        buffer.dones[:n] = arrays.dones[-n:]
-        buffer.timeouts[:n] = arrays.timeouts[-n:]
-        buffer.pos, buffer.full = n % buffer.buffer_size, n == buffer.buffer_size
+        assert isinstance(buffer, StreamReplayBuffer)
+        buffer.add_transitions(transitions)
         model.set_logger(Logger(folder=None, output_formats=[]))
         model.train(self.config.gradient_steps, self.config.batch_size or model.batch_size)
+
+    def run(self, stop: threading.Event, interval_s: float,
+            on_retrain: Callable[[Retrain], None] | None = None) -> None:
+        """`step()` every `interval_s` until `stop` is set (checked between steps, so a retrain finishes first).
+
+        A store that fails, or a retrain that cannot run yet, is logged and tried again next time: the loop
+        serves `adacompress learn` and a thread beside the daemon, neither of which should die of a blip.
+        """
+        while not stop.is_set():
+            try:
+                result = self.step()
+            except StoreError as exc:
+                log_event(log, logging.WARNING, "learner_store_unavailable", error=str(exc))
+            except AdaCompressError as exc:
+                log_event(log, logging.WARNING, "learner_step_failed", code=exc.code, error=str(exc))
+            else:
+                if result is not None:
+                    log_event(log, logging.INFO, "retrained", published=result.published, current=result.current,
+                              candidate_score=result.candidate_score, parent_score=result.parent_score)
+                    if on_retrain is not None:
+                        on_retrain(result)
+            stop.wait(interval_s)
 
     def _retrain_requested(self) -> bool:
         """The daemon's `retrain_requested` flag in the shared `daemon:state` hash."""
         flag = self.store.hget(self.store.keys.daemon_state, "retrain_requested")
         return flag is not None and flag.strip().lower() in (b"1", b"true")
+
+
+class LearnerThread:
+    """`Learner.run` in a background thread, for one machine where `serve` runs the learner beside the daemon."""
+
+    def __init__(self, learner: Learner, interval_s: float = 5.0) -> None:
+        self.learner, self.interval_s = learner, interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=learner.run, args=(self._stop, interval_s), name="adacompress-learner",
+                                        daemon=True)
+
+    def start(self) -> LearnerThread:
+        self._thread.start()
+        return self
+
+    def stop(self, timeout_s: float | None = None) -> bool:
+        """Ask the loop to end after its current step and wait; whether the thread ended within `timeout_s`."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout_s)
+        return not self._thread.is_alive()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
 
 
 def validation_score(agent: AgentFile, transitions: list[Transition]) -> float:

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import logging
-import time
+import threading
 
 from adacompress.agents.learner import Learner, LearnerConfig
-from adacompress.service.events import log_event
 from adacompress.service.registry import Registry
-from adacompress.service.store import StoreError, open_store
-
-log = logging.getLogger(__name__)
+from adacompress.service.store import open_store
 
 EXAMPLE = """example:
   adacompress learn --redis redis://127.0.0.1:6379/0 --min-transitions 500 --gradient-steps 200
@@ -41,18 +37,12 @@ def run(args: argparse.Namespace) -> int:
                            gradient_steps=args.gradient_steps)
     learner = Learner(store, Registry(store), config=config)
     try:
-        while True:
-            try:
-                result = learner.step()
-            except StoreError as exc:
-                if args.once:
-                    raise
-                log_event(log, logging.WARNING, "learner_store_unavailable", error=str(exc))
-                result = None
+        if args.once:
+            result = learner.step()
             if result is not None:
                 print(result.line(), flush=True)
-            if args.once:
-                return 0
-            time.sleep(args.poll_s)
+        else:
+            learner.run(threading.Event(), args.poll_s, on_retrain=lambda result: print(result.line(), flush=True))
+        return 0
     finally:
         store.close()

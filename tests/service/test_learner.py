@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 
-from adacompress.agents.learner import Learner, LearnerConfig, validation_score
+from adacompress.agents.agent_file import AgentFile
+from adacompress.agents.learner import Learner, LearnerConfig, LearnerThread, validation_score
 from adacompress.agents.policies import LearnedPolicy, load_policy
 from adacompress.agents.qnet import NumpyQNetwork
 from adacompress.agents.replay_buffer import Transition, TransitionBuffer
@@ -83,7 +85,8 @@ def test_contradicting_transitions_publish_a_candidate_that_learned_them(store, 
 class CorruptingLearner(Learner):
     """Trains nothing and flips the hit logits: a candidate sure of the opposite of what it knew."""
 
-    def _train(self, model, arrays) -> None:
+    def _train(self, model, transitions) -> None:
+        self.trained_on = transitions
         with torch.no_grad():
             for name, tensor in model.q_net.q_net.named_parameters():
                 if name.startswith(f"{len(model.q_net.q_net) - 1}."):
@@ -171,3 +174,65 @@ def test_the_daemons_retrain_request_starts_a_retrain(embedded, shipped, decided
     TransitionBuffer(embedded).add_many(every_rung(decided[3:], lambda _, rung: rung > 3, repeats=1))
     embedded.hset(embedded.keys.daemon_state, "retrain_requested", b"1")
     assert learner.step() is not None
+
+
+def flipped(agent: AgentFile) -> AgentFile:
+    """What `CorruptingLearner` makes of `agent`: the last layer of the hit MLP negated."""
+    weights = agent.weights()
+    last = max(int(name.split(".")[1]) for name in weights)
+    flipped_weights = {name: -w if name.startswith(f"q_net.{last}.") else w for name, w in weights.items()}
+    return replace(agent, weights_npz=AgentFile.pack_weights(flipped_weights))
+
+
+def test_inferred_records_train_but_never_validate(embedded, shipped, decided):
+    registry, parent = seeded(embedded, shipped)
+    uploaded = every_rung(decided, lambda obs, rung: hit_probability(shipped, obs[None], rung)[0] > 0.5, repeats=2)
+    inferred = [replace(t, hit=not t.hit, bytes_sent=None) for t in uploaded]  # never uploaded, and contradicting
+    TransitionBuffer(embedded).add_many(uploaded[:66] + inferred[:66] + uploaded[66:] + inferred[66:])
+    held_uploads, held_inferred = uploaded[-26:], inferred[66:]  # from the newest 20% of the 132 uploads on
+    corrupted = flipped(shipped.agent)
+    # The verdict the inferred records would give is the opposite of the uploads' verdict:
+    assert validation_score(corrupted, held_uploads) < validation_score(shipped.agent, held_uploads)
+    everything = held_uploads + held_inferred
+    assert validation_score(corrupted, everything) > validation_score(shipped.agent, everything)
+
+    learner = CorruptingLearner(embedded, registry, config=CONFIG)
+    result = learner.step(retrain=True)
+
+    assert result is not None and not result.published and registry.current_version() == parent
+    assert result.held_out == 26 and result.trained_on == 66 + 66 + 40
+    assert result.parent_score == pytest.approx(validation_score(shipped.agent, held_uploads), abs=1e-6)
+    assert result.candidate_score == pytest.approx(validation_score(corrupted, held_uploads), abs=1e-6)
+    assert sum(t.bytes_sent is None for t in learner.trained_on) == 66  # inferred records do train
+
+
+def test_the_learner_thread_publishes_and_stops_without_waiting_out_its_interval(embedded, shipped, decided,
+                                                                                 wait_for):
+    registry, parent = seeded(embedded, shipped)
+    TransitionBuffer(embedded).add_many(every_rung(decided, lambda _, rung: rung > 3, repeats=1))
+    learner = Learner(embedded, registry, config=replace(CONFIG, min_new_transitions=60, gradient_steps=20))
+    thread = LearnerThread(learner, interval_s=60.0).start()
+    try:
+        assert wait_for(lambda: registry.current_version() != parent, 120.0)
+    finally:
+        asked = time.monotonic()
+        assert thread.stop(timeout_s=30.0)
+    assert time.monotonic() - asked < 5.0 and not thread.alive  # woken from its 60 s wait, not after it
+    assert registry.metadata(registry.current_version()).parent == parent
+
+
+def test_the_learner_thread_rides_out_a_store_outage(redis_server, prefix, shipped, decided, wait_for, caplog):
+    store = RedisStore(redis_server.url, prefix)
+    redis_server.stop()
+    learner = Learner(store, Registry(store), config=replace(CONFIG, min_new_transitions=60, gradient_steps=20))
+    with caplog.at_level(logging.WARNING, logger="adacompress.agents.learner"):
+        thread = LearnerThread(learner, interval_s=0.05).start()
+        try:
+            assert wait_for(lambda: caplog.text.count('"event": "learner_store_unavailable"') >= 2, 30.0)
+            redis_server.start()  # empty: the server keeps nothing across a restart
+            registry, parent = seeded(store, shipped)
+            TransitionBuffer(store).add_many(every_rung(decided, lambda _, rung: rung > 3, repeats=1))
+            assert wait_for(lambda: registry.current_version() != parent, 120.0)
+        finally:
+            assert thread.stop(timeout_s=30.0)
+            store.close()
