@@ -43,6 +43,8 @@ class Decision:
     reference_bytes: int
     """Estimated size of the reference upload (what the client would have sent), from a reduced copy."""
     policy_version: str
+    hit_probability: float | None = None
+    """The policy's own belief that the chosen rung keeps the answer (None if it has none)."""
 
     @property
     def bytes(self) -> int:
@@ -74,14 +76,14 @@ class Policy(ABC):
         if size_weight is not None and self.size_weight is None:
             raise PolicyError(f"policy {self.name} has no size weight to turn; only agents with the known-cost "
                               "head do")
-        rung, observation = self._choose(upload, size_weight)
+        rung, observation, hit_probability = self._choose(upload, size_weight)
         action = self.ladder[rung]
         return Decision(action, rung, observation, upload.encoded(action).data,
-                        estimate_bytes(upload, self.reference), self.version)
+                        estimate_bytes(upload, self.reference), self.version, hit_probability)
 
     @abstractmethod
-    def _choose(self, upload: Upload, size_weight: float | None) -> tuple[int, np.ndarray | None]:
-        """The rung for `upload` and the observation it was chosen from."""
+    def _choose(self, upload: Upload, size_weight: float | None) -> tuple[int, np.ndarray | None, float | None]:
+        """The rung for `upload`, the observation it was chosen from, and the believed chance it keeps the answer."""
 
 
 class FixedPolicy(Policy):
@@ -92,8 +94,8 @@ class FixedPolicy(Policy):
         self.action = action
         self.name = self.version = f"fixed:{action.quality}" if action.codec == "jpeg" else f"fixed:{action.label}"
 
-    def _choose(self, upload: Upload, size_weight: float | None) -> tuple[int, None]:
-        return 0, None
+    def _choose(self, upload: Upload, size_weight: float | None) -> tuple[int, None, None]:
+        return 0, None, None
 
 
 class RandomPolicy(Policy):
@@ -104,8 +106,8 @@ class RandomPolicy(Policy):
         self.name, self.version = "random", f"random:{seed}"
         self._rng = np.random.default_rng(seed)
 
-    def _choose(self, upload: Upload, size_weight: float | None) -> tuple[int, None]:
-        return int(self._rng.integers(len(self.ladder))), None
+    def _choose(self, upload: Upload, size_weight: float | None) -> tuple[int, None, None]:
+        return int(self._rng.integers(len(self.ladder))), None, None
 
 
 class LearnedPolicy(Policy):
@@ -131,9 +133,11 @@ class LearnedPolicy(Policy):
             return None
         return np.asarray(observation[-len(self.ladder):], dtype=np.float64)
 
-    def _choose(self, upload: Upload, size_weight: float | None) -> tuple[int, np.ndarray]:
+    def _choose(self, upload: Upload, size_weight: float | None) -> tuple[int, np.ndarray, float | None]:
         observation = self.featurizer.observe(upload)
-        return int(self.q_network(observation, size_weight)[0].argmax()), observation
+        rung = int(self.q_network(observation, size_weight)[0].argmax())
+        probabilities = self.q_network.hit_probabilities(observation)
+        return rung, observation, None if probabilities is None else float(probabilities[0, rung])
 
 
 def load_policy(source: str | Path | bytes, name: str | None = None) -> LearnedPolicy:

@@ -34,13 +34,26 @@ class NumpyQNetwork:
     def __call__(self, observations: np.ndarray, size_weight: float | None = None) -> np.ndarray:
         """Q-values; `size_weight` overrides the known-cost head's own (the daemon's accuracy dial)."""
         obs = np.atleast_2d(np.asarray(observations, dtype=np.float32))
+        x = self._mlp(obs)
+        if not self.known_cost:
+            return x
+        weight = self.size_weight if size_weight is None else np.float32(size_weight)
+        return _sigmoid(x) - weight * obs[:, -self.n_actions:]
+
+    def hit_probabilities(self, observations: np.ndarray) -> np.ndarray | None:
+        """P(hit) for every rung, as the known-cost head learned it (None for the plain MLP head, which has none)."""
+        if not self.known_cost:
+            return None
+        return _sigmoid(self._mlp(np.atleast_2d(np.asarray(observations, dtype=np.float32))))
+
+    def _mlp(self, obs: np.ndarray) -> np.ndarray:
         x = obs
         for i, (weight, bias) in enumerate(self.layers):
             x = x @ weight + bias
             if i < len(self.layers) - 1:
                 x = np.maximum(x, 0, out=x)
-        if not self.known_cost:
-            return x
-        hit_probability = np.exp(-np.logaddexp(0, -x))  # sigmoid(x), without overflow at large |x|
-        weight = self.size_weight if size_weight is None else np.float32(size_weight)
-        return hit_probability - weight * obs[:, -self.n_actions:]
+        return x
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return np.exp(-np.logaddexp(0, -x))  # without overflow at large |x|

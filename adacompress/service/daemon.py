@@ -57,7 +57,7 @@ class Served:
     hit: bool | None
     """Whether the compressed answer kept the reference's (None when not estimated)."""
     p_est: float
-    """The estimate rate when this request was drawn."""
+    """The chance this request had of being an estimate."""
     policy_version: str
 
 
@@ -105,9 +105,9 @@ class Daemon:
         decision = policy.decide(image, size_weight)
         with self._lock:
             state = self._state
-            estimate = self.rules.on_request(state, decision.observation, float(self._rng.random()))
+            p_est = self.rules.estimate_probability(state, decision.observation, decision.hit_probability)
+            estimate = float(self._rng.random()) < p_est
             state.note_request(estimate)
-            p_est = state.p_est
             snapshot = self._due_snapshot()
         if snapshot is not None:
             self._share(snapshot)
@@ -173,7 +173,7 @@ class Daemon:
         reward = self.scoring.reward(hit, decision.bytes, len(reference_data))
         transitions = self._transitions(policy, decision, hit, len(reference_data))
         with self._lock:
-            change = self.rules.on_estimate(self._state, hit, reward)
+            change = self.rules.on_estimate(self._state, hit, reward, p_est)
             self._state.transitions += len(transitions)
             snapshot = self._state.to_json() if change else None
         if self.buffer is not None and transitions:

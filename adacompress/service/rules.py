@@ -1,8 +1,8 @@
 """The daemon's rule sets: when to estimate, how to read estimates, when to ask for retraining.
 
-A rule set is told of every request (`on_request`, with the observation the policy computed anyway) and
-decides whether it is an estimate; it is told of every scored estimate (`on_estimate`) and moves the
-estimate rate, the accuracy dial and the mode. `PaperRules` are AdaCompress's, to the letter;
+A rule set is told of every decided request (`estimate_probability`, with the observation and the belief the
+policy computed anyway) and gives the chance it is made an estimate; it is told of every scored estimate
+(`on_estimate`) and moves the estimate rate, the accuracy dial and the mode. `PaperRules` are AdaCompress's, to the letter;
 `TargetRules` (`--rules adacompress`, the default) hold an accuracy target the user sets.
 """
 
@@ -23,13 +23,15 @@ RULE_SETS = ("adacompress", "paper")
 SHARE_HALFLIFE_REQUESTS = 300.0
 """Requests after which a past request weighs half in the recent estimated share."""
 _SHARE_WEIGHT = 1.0 - 2.0 ** (-1.0 / SHARE_HALFLIFE_REQUESTS)
+_MISS_WEIGHT = 0.02
+"""Weight of the newest request in the recent mean of believed misses (a memory of about 50 requests)."""
 
 
 class RulesError(AdaCompressError, ValueError):
     code = "bad_rules"
 
 
-def wilson_interval(hits: int, n: int, z: float = 1.96) -> tuple[float, float]:
+def wilson_interval(hits: float, n: float, z: float = 1.96) -> tuple[float, float]:
     """95% Wilson score interval of a share: honest near 0 and 1, where the normal one claims certainty."""
     if n == 0:
         return 0.0, 1.0
@@ -64,6 +66,8 @@ class DaemonState:
     """`recent_accuracy` after the previous scored estimate: the paper's p_est step reads its change."""
     hits: deque[bool] = field(default_factory=deque)
     """Whether the compressed answer kept the reference's, for the latest scored estimates."""
+    weights: deque[float] = field(default_factory=deque)
+    """Each of those estimates' weight: the base rate over the chance it had to be drawn (1 when uniform)."""
     rewards: deque[float] = field(default_factory=deque)
     target_accuracy: float | None = None
     """Share of served answers the user wants kept (None: no target, the paper's rules)."""
@@ -77,11 +81,28 @@ class DaemonState:
     """The same average before its correction for starting at 0."""
     alert_remaining: int = 0
     """Requests left at the alert estimate rate (cold start, input drift, accuracy clearly below target)."""
+    predicted_miss: float = 0.02
+    """Recent mean of the policy's believed chance of losing the answer, per request (what draws are scaled by)."""
     drift: InputDrift | None = None
 
     def __post_init__(self) -> None:
         self.hits = deque(self.hits, maxlen=self.window)
+        self.weights = deque(self.weights, maxlen=self.window)
         self.rewards = deque(self.rewards, maxlen=self.window)
+
+    def remember(self, hit: bool, reward: float, weight: float = 1.0) -> None:
+        """Add one scored estimate to the window."""
+        self.hits.append(hit)
+        self.weights.append(weight)
+        self.rewards.append(reward)
+        self.scored += 1
+
+    def forget(self) -> None:
+        """Clear the window: what it says is about a policy or a regime that is gone."""
+        self.hits.clear()
+        self.weights.clear()
+        self.rewards.clear()
+        self.scored = 0
 
     def note_request(self, estimated: bool) -> None:
         """Count one request into the counters and the recent estimated share."""
@@ -92,8 +113,23 @@ class DaemonState:
 
     @property
     def recent_accuracy(self) -> float | None:
-        """Share of compressed answers kept over the window (None before the first scored estimate)."""
-        return sum(self.hits) / len(self.hits) if self.hits else None
+        """Share of compressed answers kept over the window, weighted (None before the first scored estimate)."""
+        return self.accuracy_interval()[0] if self.hits else None
+
+    def accuracy_interval(self) -> tuple[float, float, float]:
+        """Weighted share of compressed answers kept, with a 95% Wilson interval at the effective sample size.
+
+        Estimates drawn more often where the policy is unsure are weighted back down, so the share speaks
+        for all requests; the effective size (sum w)^2 / sum w^2 keeps the interval honest about it.
+        """
+        weights = np.fromiter(self.weights, float, len(self.weights))
+        hits = np.fromiter(self.hits, float, len(self.hits))
+        if not len(hits):
+            return 0.0, 0.0, 1.0
+        share = float(weights @ hits / weights.sum())
+        effective = float(weights.sum() ** 2 / (weights @ weights))
+        low, high = wilson_interval(share * effective, effective)
+        return share, low, high
 
     @property
     def recent_reward(self) -> float | None:
@@ -104,9 +140,8 @@ class DaemonState:
         """Estimated share of served answers kept, with its 95% interval: estimates serve the reference's."""
         if not self.hits:
             return None
-        low, high = wilson_interval(sum(self.hits), len(self.hits))
         kept = self.estimated_share
-        return tuple(kept + (1 - kept) * a for a in (sum(self.hits) / len(self.hits), low, high))  # type: ignore[return-value]
+        return tuple(kept + (1 - kept) * a for a in self.accuracy_interval())  # type: ignore[return-value]
 
     def to_json(self) -> dict[str, Any]:
         served = self.served_accuracy()
@@ -118,7 +153,7 @@ class DaemonState:
                 "size_weight": self.size_weight, "estimated_share": self.estimated_share,
                 "estimated_accuracy": served[0] if served else None,
                 "accuracy_interval": list(served[1:]) if served else None,
-                "drift_score": self.drift.score if self.drift else None,
+                "predicted_miss": self.predicted_miss, "drift_score": self.drift.score if self.drift else None,
                 "drift_alarms": self.drift.alarms if self.drift else 0}
 
 
@@ -131,11 +166,12 @@ class Rules(Protocol):
 
     def initial_state(self, size_weight: float | None) -> DaemonState: ...
 
-    def on_request(self, state: DaemonState, observation: np.ndarray | None, draw: float) -> bool:
-        """Account for one request; whether it is an estimate (`draw` is uniform in [0, 1))."""
+    def estimate_probability(self, state: DaemonState, observation: np.ndarray | None,
+                             hit_probability: float | None) -> float:
+        """Account for one decided request; the chance it is made an estimate."""
 
-    def on_estimate(self, state: DaemonState, hit: bool, reward: float) -> str | None:
-        """Account for one scored estimate; the name of the mode change made, if any."""
+    def on_estimate(self, state: DaemonState, hit: bool, reward: float, probability: float) -> str | None:
+        """Account for one scored estimate drawn with `probability`; the name of the mode change made, if any."""
 
     def on_policy_change(self, state: DaemonState, size_weight: float | None) -> None:
         """A new policy serves: what was learned about the old one's accuracy no longer holds."""
@@ -194,21 +230,19 @@ class PaperRules:
         return DaemonState(p_est=self.p_est_floor, window=self.window, size_weight=size_weight,
                            base_size_weight=size_weight)
 
-    def on_request(self, state: DaemonState, observation: np.ndarray | None, draw: float) -> bool:
-        return state.mode == "retrain" or draw < state.p_est
+    def estimate_probability(self, state: DaemonState, observation: np.ndarray | None,
+                             hit_probability: float | None) -> float:
+        return 1.0 if state.mode == "retrain" else state.p_est
 
-    def on_estimate(self, state: DaemonState, hit: bool, reward: float) -> str | None:
-        state.hits.append(hit)
-        state.rewards.append(reward)
-        state.scored += 1
+    def on_estimate(self, state: DaemonState, hit: bool, reward: float, probability: float = 1.0) -> str | None:
+        state.remember(hit, reward)
         accuracy, mean_reward = sum(state.hits) / len(state.hits), sum(state.rewards) / len(state.rewards)
         previous, state.last_accuracy = state.last_accuracy, accuracy
         if state.mode == "retrain":
             if mean_reward > self.stop_above_reward and accuracy > self.stop_above_accuracy:
                 state.mode, state.retrain_requested, state.p_est = "inference", False, self.p_est_floor
-                state.hits.clear()
-                state.rewards.clear()
-                state.scored, state.last_accuracy = 0, None
+                state.forget()
+                state.last_accuracy = None
                 return "retrain_stopped"
             return None
         if state.scored <= self.window:
@@ -231,36 +265,48 @@ class TargetRules:
     """Hold a share of served answers kept (`target_accuracy`), spending as few estimates as that allows.
 
     - **The dial.** The known-cost head picks argmax P(hit) - size_weight * size, so size_weight prices
-      bytes in accuracy. After each scored estimate, log(size_weight) moves by `dial_gain * (hit - goal)`:
-      a stochastic dual ascent on the accuracy constraint, at rest where the compressed answers are kept
-      at the rate `goal`. `goal` is what the compressed answers must keep for the *served* answers to meet
-      the target, given that estimates serve the reference's answer: (target - e) / (1 - e) at estimate share e.
-    - **The estimate rate.** `p_est_floor` (far below the paper's 20%) in steady state; `p_est_alert` for
-      `alert_requests` requests at a cold start or a new policy (its accuracy on this traffic is unknown),
-      on an input-drift alarm (the observations moved: night, fog, a new camera), and while the accuracy's
-      95% interval lies wholly below the goal.
+      bytes in accuracy. After each scored estimate, log(size_weight) moves by
+      `dial_gain * weight * (hit - target)`: a stochastic dual ascent on the accuracy constraint, at rest
+      where the compressed answers are kept at the target rate. Estimates serve the reference's answer,
+      so the served share ends a little above the target (by the estimate share times the miss rate).
+    - **Where to look.** A policy moved to a new backend or new scenes is wrong where it was unsure: on
+      the sample photos under Lite0, the 30% of requests it was least sure of held two thirds of the lost
+      answers. So a request is drawn with a chance proportional to the policy's believed chance of losing
+      the answer (never below `min_rate_share` of the base rate), and its estimate is weighted by the base
+      rate over that chance, which keeps the accuracy estimate unbiased while finding about twice the
+      misses per estimate.
+    - **The estimate rate.** A base of `p_est_floor` (far below the paper's 20%) in steady state;
+      `p_est_alert` for `alert_requests` requests at a cold start or a new policy (its accuracy on this
+      traffic is unknown), on an input-drift alarm (the observations moved: night, fog, a new camera), and
+      while the accuracy's 95% interval lies wholly below the target.
     - **Retraining** is requested when the dial is at its lowest and the interval still lies below the
-      goal (the dial alone cannot hold the target); it stops once the interval reaches the goal again.
+      target (the dial alone cannot hold it); it stops once the interval reaches the target again.
     - **Labels.** With answers nearly monotone in quality, a hit at the uploaded rung labels the rungs above
       it and a miss those below, so each estimate gives the learner several transitions.
     """
 
     target_accuracy: float = 0.98
-    """Share of served answers that keep the reference's answer (0..1)."""
+    """Share of answers that keep the reference's answer (0..1)."""
     p_est_floor: float = 0.05
-    """Estimate rate when nothing moves, a probability per request."""
+    """Base estimate rate when nothing moves, a probability per request."""
     p_est_alert: float = 0.5
-    """Estimate rate while the accuracy is unknown or in doubt, a probability per request."""
+    """Base estimate rate while the accuracy is unknown or in doubt, a probability per request."""
     alert_requests: int = 200
     """Requests an alert lasts."""
     window: int = 200
     """Scored estimates in the accuracy estimate and its interval."""
     min_scored: int = 30
     """Scored estimates before the interval may trigger an alert or a retrain."""
-    dial_gain: float = 0.3
-    """Change of log(size_weight) per unit of (hit - goal), per scored estimate."""
+    dial_gain: float = 0.5
+    """Change of log(size_weight) per unit of weight * (hit - target), per scored estimate."""
     dial_range: tuple[float, float] = (1 / 64, 4.0)
     """Lowest and highest size_weight, as multiples of the policy's own."""
+    min_rate_share: float = 0.1
+    """Lowest chance of an estimate for a request the policy is sure of, as a share of the base rate."""
+    max_weight: float = 3.0
+    """Cap on an estimate's weight in the dial's step (not in the accuracy estimate): a rare miss where the
+    policy was sure moves the dial, but not wildly. It leans the dial toward the unsure requests, so a
+    little toward keeping answers."""
     drift: InputDriftSettings | None = field(default_factory=InputDriftSettings)
     """Input-drift detection (None: off)."""
     name: str = "adacompress"
@@ -277,42 +323,45 @@ class TargetRules:
             raise RulesError("window, min_scored and dial_gain must be positive and alert_requests >= 0")
         if not 0 < self.dial_range[0] <= 1 <= self.dial_range[1]:
             raise RulesError(f"dial range {self.dial_range} must bracket 1 (the policy's own size weight)")
+        if not 0 < self.min_rate_share <= 1 or self.max_weight < 1:
+            raise RulesError(f"min_rate_share {self.min_rate_share} must be in (0, 1] and max_weight "
+                             f"{self.max_weight} >= 1")
 
     def initial_state(self, size_weight: float | None = None) -> DaemonState:
         return DaemonState(p_est=self.p_est_alert if self.alert_requests else self.p_est_floor, window=self.window,
                            target_accuracy=self.target_accuracy, size_weight=size_weight,
-                           base_size_weight=size_weight,
-                           alert_remaining=self.alert_requests,
+                           base_size_weight=size_weight, alert_remaining=self.alert_requests,
+                           predicted_miss=1.0 - self.target_accuracy,
                            drift=InputDrift(self.drift) if self.drift is not None else None)
 
-    def goal(self, state: DaemonState) -> float:
-        """Share of compressed answers to keep so that the served share meets the target."""
-        share = min(state.estimated_share, 0.99)
-        return float(np.clip((self.target_accuracy - share) / (1 - share), 0.0, 1.0))
-
-    def on_request(self, state: DaemonState, observation: np.ndarray | None, draw: float) -> bool:
+    def estimate_probability(self, state: DaemonState, observation: np.ndarray | None,
+                             hit_probability: float | None) -> float:
         if state.drift is not None and observation is not None and state.drift.update(observation):
             state.alert_remaining = max(state.alert_remaining, self.alert_requests)
         if state.alert_remaining > 0:
             state.alert_remaining -= 1
         alert = state.alert_remaining > 0 or state.mode == "retrain"
         state.p_est = self.p_est_alert if alert else self.p_est_floor
-        return draw < state.p_est
+        if hit_probability is None:
+            return state.p_est
+        miss = 1.0 - hit_probability
+        state.predicted_miss += _MISS_WEIGHT * (miss - state.predicted_miss)
+        scaled = state.p_est * miss / max(state.predicted_miss, 1e-6)
+        return float(min(1.0, max(self.min_rate_share * state.p_est, scaled)))
 
-    def on_estimate(self, state: DaemonState, hit: bool, reward: float) -> str | None:
-        state.hits.append(hit)
-        state.rewards.append(reward)
-        state.scored += 1
-        goal = self.goal(state)
+    def on_estimate(self, state: DaemonState, hit: bool, reward: float, probability: float = 1.0) -> str | None:
+        weight = state.p_est / max(probability, 1e-9)  # at most 1 / min_rate_share
+        state.remember(hit, reward, weight)
         at_lowest = True  # a policy without a dial: only retraining can move its accuracy
         if state.size_weight is not None and state.base_size_weight is not None:
             low, high = (state.base_size_weight * bound for bound in self.dial_range)
-            state.size_weight = float(np.clip(state.size_weight * math.exp(self.dial_gain * (hit - goal)), low, high))
+            step = self.dial_gain * min(weight, self.max_weight) * (hit - self.target_accuracy)
+            state.size_weight = float(np.clip(state.size_weight * math.exp(step), low, high))
             at_lowest = state.size_weight <= low * (1 + 1e-9)
         if len(state.hits) < self.min_scored:
             return None
-        _, upper = wilson_interval(sum(state.hits), len(state.hits))
-        failing = upper < goal
+        _, _, upper = state.accuracy_interval()
+        failing = upper < self.target_accuracy
         if failing:
             state.alert_remaining = max(state.alert_remaining, self.alert_requests)
         if state.mode == "inference" and failing and at_lowest:
@@ -326,9 +375,7 @@ class TargetRules:
 
     def on_policy_change(self, state: DaemonState, size_weight: float | None) -> None:
         state.size_weight = state.base_size_weight = size_weight
-        state.hits.clear()
-        state.rewards.clear()
-        state.scored = 0
+        state.forget()
         state.alert_remaining = max(state.alert_remaining, self.alert_requests)
 
 

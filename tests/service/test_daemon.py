@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -290,7 +291,7 @@ def test_a_retrain_request_and_its_end_reach_the_shared_state_the_learner_reads(
     assert (store.hget(key, "retrain_requested"), store.hget(key, "mode")) == (b"0", b"inference")
 
 
-ALL_ESTIMATES = TargetRules(p_est_alert=1.0, alert_requests=10_000, drift=None)
+ALL_ESTIMATES = TargetRules(p_est_alert=1.0, alert_requests=10_000, min_rate_share=1.0, drift=None)
 
 
 def test_an_estimate_labels_every_rung_its_answer_implies(store: Store, small_photos):
@@ -335,7 +336,8 @@ def test_the_daemon_decides_with_its_dial_and_loosens_it_while_every_answer_is_k
         weights.append(weight)
         assert served.decision.rung == policy.decide(photo, weight).rung
     assert weights[0] == pytest.approx(0.4) and weights == sorted(weights) and weights[-1] > weights[0]
-    assert daemon.state.size_weight == pytest.approx(0.4 * ALL_ESTIMATES.dial_range[1])
+    rise = ALL_ESTIMATES.dial_gain * (1 - ALL_ESTIMATES.target_accuracy)  # log step per kept answer
+    assert daemon.state.size_weight == pytest.approx(0.4 * math.exp(rise * len(weights)))
 
 
 class BarrierBackend(RecordingBackend):
