@@ -15,8 +15,11 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import os
+import socket
 import threading
 import time
+import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -38,7 +41,11 @@ log = logging.getLogger(__name__)
 
 RequestMode = Literal["inference", "estimate"]
 SHARE_INTERVAL_S = 1.0
-"""Seconds between writes of the daemon's state to the store (and at every change of mode)."""
+"""Seconds between writes of this replica's state to the store."""
+REPLICA_STATE_TTL_S = 30.0
+"""Seconds a replica's state outlives its last write: a stopped replica's state goes away by itself."""
+CUE_FIELDS = ("mode", "retrain_requested", "p_est")
+"""Fields of the shared `daemon:state` hash, written at each change of mode: the learner's cue."""
 
 
 @dataclass(frozen=True)
@@ -68,7 +75,8 @@ class Daemon:
     """
 
     def __init__(self, policy: Policy, backend: VisionBackend, scoring: Scoring, buffer: TransitionBuffer | None,
-                 rules: Rules | None = None, seed: int = 0, max_concurrent_estimates: int = 8) -> None:
+                 rules: Rules | None = None, seed: int = 0, max_concurrent_estimates: int = 8,
+                 replica: str | None = None) -> None:
         self.policy = policy
         self.backend = backend
         self.scoring = scoring
@@ -78,6 +86,8 @@ class Daemon:
         self._rng = np.random.default_rng(seed)
         self._lock = threading.Lock()
         self._references = ThreadPoolExecutor(max_concurrent_estimates, thread_name_prefix="adacompress-reference")
+        self.replica = replica or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        """This process's name in the store (`daemon:replica:{replica}`)."""
         self._next_share = 0.0
         self._share_outage = (Outage(f"daemon state in {buffer.store.description}", 30.0,
                                      "the state is not shared", log) if buffer is not None else None)
@@ -110,7 +120,7 @@ class Daemon:
             state.note_request(estimate)
             snapshot = self._due_snapshot()
         if snapshot is not None:
-            self._share(snapshot)
+            self._share(snapshot, cue=False)
         if not estimate:
             answer = self.backend.recognize(decision.data)
             return Served(answer, decision, decision.reference_bytes, "inference", False, None, p_est,
@@ -125,17 +135,20 @@ class Daemon:
         self._next_share = now + SHARE_INTERVAL_S
         return self._state.to_json()
 
-    def _share(self, snapshot: dict[str, Any]) -> None:
-        """Put the state where the learner and operators read it (`daemon:state`): each field, JSON-encoded.
+    def _share(self, snapshot: dict[str, Any], cue: bool) -> None:
+        """Put the state where operators read it (`daemon:replica:{replica}`, once a second) and, with `cue`
+        (a change of mode), the mode and retrain flag where the learner reads them (`daemon:state`).
 
-        At most once a second and at each change of mode; a store that is down is logged once and skipped
-        for a while, never raised into the request.
+        A store that is down is logged once and skipped for a while, never raised into the request.
         """
         if self.buffer is None or self._share_outage is None or not self._share_outage.up():
             return
         store = self.buffer.store
+        fields = {name: _field(value) for name, value in {**snapshot, "replica": self.replica}.items()}
         try:
-            store.hset_many(store.keys.daemon_state, {name: _field(value) for name, value in snapshot.items()})
+            store.hset_many(store.keys.daemon_replica(self.replica), fields, ttl_s=REPLICA_STATE_TTL_S)
+            if cue:
+                store.hset_many(store.keys.daemon_state, {name: fields[name] for name in (*CUE_FIELDS, "replica")})
         except StoreError as exc:
             self._share_outage.failed(exc)
             return
@@ -181,7 +194,7 @@ class Daemon:
         if change:
             log_event(log, logging.WARNING if change == "retrain_requested" else logging.INFO, change,
                       policy_version=decision.policy_version, **(snapshot or {}))
-            self._share(snapshot or {})
+            self._share(snapshot or {}, cue=True)
         return Served(reference, decision, len(reference_data), "estimate", True, hit, p_est, decision.policy_version)
 
     def _transitions(self, policy: Policy, decision: Decision, hit: bool, reference_bytes: int) -> list[Transition]:

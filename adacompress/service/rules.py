@@ -2,8 +2,9 @@
 
 A rule set is told of every decided request (`estimate_probability`, with the observation and the belief the
 policy computed anyway) and gives the chance it is made an estimate; it is told of every scored estimate
-(`on_estimate`) and moves the estimate rate, the accuracy dial and the mode. `PaperRules` are AdaCompress's, to the letter;
-`TargetRules` (`--rules adacompress`, the default) hold an accuracy target the user sets.
+(`on_estimate`) and moves the estimate rate, the accuracy dial and the mode. `PaperRules` are
+AdaCompress's, to the letter; `TargetRules` (`--rules adacompress`, the default) hold an accuracy target
+the user sets.
 """
 
 from __future__ import annotations

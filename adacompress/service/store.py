@@ -87,6 +87,10 @@ class Keys:
         """Hash: the daemon's mode, estimate rate and recent-accuracy window."""
         return f"{self.prefix}daemon:state"
 
+    def daemon_replica(self, replica: str) -> str:
+        """One serving process's full state (hash, expiring), so replicas never overwrite each other's."""
+        return f"{self.prefix}daemon:replica:{replica}"
+
     def response(self, cache_key: str) -> str:
         """One cached provider answer (`cloud_backends.cache.cache_key`)."""
         return f"{self.prefix}response:{cache_key}"
@@ -130,8 +134,9 @@ class Store(ABC):
     def hset(self, key: str, field: str, value: bytes) -> None: ...
 
     @abstractmethod
-    def hset_many(self, key: str, mapping: dict[str, bytes]) -> None:
-        """Set several fields at once, so a reader never sees half of them changed."""
+    def hset_many(self, key: str, mapping: dict[str, bytes], ttl_s: float | None = None) -> None:
+        """Set several fields at once, so a reader never sees half of them changed; the hash expires after
+        `ttl_s` unless written again (the embedded store, one process, keeps it)."""
 
     @abstractmethod
     def hget(self, key: str, field: str) -> bytes | None: ...
@@ -214,9 +219,13 @@ class RedisStore(Store):
         with self._calls():
             self.client.hset(key, field, value)
 
-    def hset_many(self, key: str, mapping: dict[str, bytes]) -> None:
+    def hset_many(self, key: str, mapping: dict[str, bytes], ttl_s: float | None = None) -> None:
         with self._calls():
-            self.client.hset(key, mapping=mapping)
+            pipeline = self.client.pipeline(transaction=True)
+            pipeline.hset(key, mapping=mapping)
+            if ttl_s is not None:
+                pipeline.pexpire(key, max(1, round(ttl_s * 1000)))
+            pipeline.execute()
 
     def hget(self, key: str, field: str) -> bytes | None:
         with self._calls():
@@ -321,7 +330,7 @@ class EmbeddedStore(Store):
         with self._lock:
             self._hashes.setdefault(key, {})[field] = bytes(value)
 
-    def hset_many(self, key: str, mapping: dict[str, bytes]) -> None:
+    def hset_many(self, key: str, mapping: dict[str, bytes], ttl_s: float | None = None) -> None:
         with self._lock:
             self._hashes.setdefault(key, {}).update((name, bytes(value)) for name, value in mapping.items())
 

@@ -364,9 +364,11 @@ def test_the_state_reaches_the_store_and_a_store_that_goes_away_costs_no_request
     daemon = Daemon(load_policy("pretrained:local-lite2"), RecordingBackend(), Scoring(), TransitionBuffer(store),
                     ALL_ESTIMATES)
     serve(daemon, hitting, 3)
-    shared = store.hgetall(store.keys.daemon_state)
+    shared = store.hgetall(store.keys.daemon_replica(daemon.replica))
     assert (shared["target_accuracy"], shared["mode"], shared["retrain_requested"]) == (b"0.98", b"inference", b"0")
     assert float(shared["size_weight"]) == pytest.approx(0.4)  # written at the first request, before any estimate
+    assert 0 < store.client.pttl(store.keys.daemon_replica(daemon.replica)) <= 30_000  # a stopped replica's goes away
+    assert store.hgetall(store.keys.daemon_state) == {}  # the learner's cue changes only with the mode
     redis_server.stop()
     served = serve(daemon, hitting, 3)
     assert all(s.estimated for s in served) and daemon.state.requests == 6
