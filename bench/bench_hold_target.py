@@ -3,10 +3,11 @@
 The agent was trained on the even half of the sample photos against Lite2. Here the odd half (and seeded
 crops of it, shuffled: stationary traffic) goes through the daemon against a backend it never saw
 (`local:lite0` by default), with `--target-accuracy`. Every answer returned to a caller, estimated ones
-included, is scored offline against its reference. The target: served accuracy over the last 300 images
-within 1 point of the target. Beside it, on the same images: the paper's rules, the agent served with
-no daemon (what it does untended), every fixed quality, and the bytes of the fixed quality that keeps
-as many answers (interpolated between rungs).
+included, is scored offline against its reference. The target: served accuracy within 1 point of the
+target once settled (every image after the first 300), in every order; the last 300 are reported too,
+beside the chance that even a perfectly set dial lands within 1 point over so few images. On the same
+images: the paper's rules, the agent served with no daemon (what it does untended), every fixed quality,
+and the bytes of the fixed quality that keeps as many answers (interpolated between rungs).
 
     python bench/bench_hold_target.py --out bench/results/hold_target.json
 """
@@ -14,6 +15,7 @@ as many answers (interpolated between rungs).
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from pathlib import Path
@@ -109,6 +111,13 @@ def fixed_at_accuracy(curve: list[dict], accuracy: float) -> dict:
             "interpolated_bytes_vs_reference": interpolated}
 
 
+def within_1pt_by_chance(accuracy: float, images: int) -> float:
+    """Chance that `images` answers, each kept with probability `accuracy`, keep a share within 1 point of it."""
+    low, high = math.ceil((accuracy - 0.01) * images - 1e-9), math.floor((accuracy + 0.01) * images + 1e-9)
+    return float(sum(math.comb(images, k) * accuracy ** k * (1 - accuracy) ** (images - k)
+                     for k in range(low, high + 1)))
+
+
 def dial_curve(policy_spec: str, table: OutcomeTable, indices: list[int], weights: list[float]) -> list[dict]:
     """Accuracy and bytes of the compressed answers at fixed size weights (what a perfectly set dial gives)."""
     policy = load_policy(policy_spec)
@@ -160,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     ours = [run for run in runs if run["rules"] == "adacompress"]
     tails = [run[f"last_{LAST}"]["served_accuracy"] for run in ours]
     within = [abs(a - args.target_accuracy) <= 0.01 for a in tails]
+    settled = [run["after_300"]["served_accuracy"] for run in ours]
+    settled_within = [abs(a - args.target_accuracy) <= 0.01 for a in settled]
     report = {
         "benchmark": "hold_target",
         "policy": args.policy, "backend": args.backend, "trained_against": policy.agent.metadata.get("backend"),
@@ -172,9 +183,15 @@ def main(argv: list[str] | None = None) -> int:
         "target": {f"orders_within_1pt_last_{LAST}": f"{sum(within)} of {len(within)}",
                    f"served_accuracy_last_{LAST}_per_order": tails,
                    f"served_accuracy_last_{LAST}_mean": float(np.mean(tails)),
-                   "served_accuracy_after_300_mean": float(np.mean(
-                       [run["after_300"]["served_accuracy"] for run in ours])),
-                   "met": sum(within) == len(within)},
+                   f"perfect_dial_within_1pt_last_{LAST}": within_1pt_by_chance(args.target_accuracy, LAST),
+                   "orders_within_1pt_after_300": f"{sum(settled_within)} of {len(settled_within)}",
+                   "served_accuracy_after_300_per_order": settled,
+                   "served_accuracy_after_300_mean": float(np.mean(settled)),
+                   "perfect_dial_within_1pt_after_300": within_1pt_by_chance(args.target_accuracy,
+                                                                             len(images) - 300),
+                   "noise": "a dial set exactly at the target still serves a binomial share: perfect_dial_* is "
+                            "the chance that share lands within 1 point over that many images",
+                   "met": all(settled_within)},
         "runs": runs,
         f"dial_curve_last_{LAST}_order_0": dial_curve(args.policy, table, runs[0]["last_indices"],
                                                       [policy.size_weight * f for f in (2, 1, 0.5, 0.25, 0.125,

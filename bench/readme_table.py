@@ -96,7 +96,38 @@ def render_decide(results_dir: Path) -> str:
     return "\n".join(parts) + "\n"
 
 
-BLOCKS = {"bench": render_rates, "decide": render_decide}
+def render_daemon(results_dir: Path) -> str:
+    if not (results_dir / "hold_target.json").is_file() or not (results_dir / "daemon.json").is_file():
+        return ""
+    hold = json.loads((results_dir / "hold_target.json").read_text())
+    overhead = json.loads((results_dir / "daemon.json").read_text())
+    target = hold["target"]
+    parts = [f"**Holding {hold['target_accuracy']:.0%} on a backend the agent never saw** "
+             f"(`bench/results/hold_target.json`: `{hold['policy']}`, trained against "
+             f"{hold['trained_against'] or 'local:lite2'}, served against `{hold['backend']}`; {hold['images']}; "
+             f"{hold['stream_length']} images per order; every served answer scored against its reference)\n",
+             "| rules | order | kept, last 300 | kept, after the first 300 | bytes sent / reference | "
+             "uploaded incl. estimates | calls per image | fixed quality at the same accuracy |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for run in hold["runs"]:
+        tail, after = run["last_300"], run["after_300"]
+        fixed = run["fixed_quality_at_same_accuracy_last_300"]
+        parts.append(f"| {run['rules']} | {run['order']} | {tail['served_accuracy']:.3f} | "
+                     f"{after['served_accuracy']:.3f} | {tail['bytes_vs_reference']:.3f} | "
+                     f"{tail['uploaded_bytes_vs_reference']:.3f} | {tail['calls_per_image']:.2f} | "
+                     f"{fixed['interpolated_bytes_vs_reference']:.3f} |")
+    parts.append(f"\n- Last 300 images within 1 point of the target: {target['orders_within_1pt_last_300']} orders "
+                 f"(mean {target['served_accuracy_last_300_mean']:.3f}; after the first 300, "
+                 f"{target['served_accuracy_after_300_mean']:.3f}).")
+    result = overhead["overhead"]
+    parts.append(f"- Daemon overhead per inference request beside `decide()` and `recognize()` "
+                 f"(`bench/results/daemon.json`): p50 {result['p50_ms']:.3f} ms, p90 {result['p90_ms']:.3f} ms "
+                 f"(target < {overhead['target']['overhead_p50_ms']:.0f} ms p50: "
+                 f"{'met' if overhead['target']['met'] else 'missed'}).")
+    return "\n".join(parts) + "\n"
+
+
+BLOCKS = {"bench": render_rates, "decide": render_decide, "daemon": render_daemon}
 
 
 def main() -> int:

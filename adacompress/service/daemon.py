@@ -20,6 +20,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -109,10 +110,19 @@ class Daemon:
 
     def handle(self, upload: bytes | Image.Image | Upload) -> Served:
         """Serve one upload; a `BadImage` raises before anything is sent."""
-        with self._lock:
-            policy, size_weight = self.policy, self._state.size_weight
+        policy, size_weight = self.snapshot()
         image = Upload.of(upload, policy.limits)
         decision = policy.decide(image, size_weight)
+        return self.serve(policy, decision, lambda: image.encoded(policy.reference).data)
+
+    def snapshot(self) -> tuple[Policy, float | None]:
+        """The policy serving now and the dial to decide with: what a decision made elsewhere needs."""
+        with self._lock:
+            return self.policy, self._state.size_weight
+
+    def serve(self, policy: Policy, decision: Decision, reference: Callable[[], bytes]) -> Served:
+        """Serve a decision `policy` made (here, or in a worker process); `reference()` encodes the reference
+        upload, called only if the request becomes an estimate."""
         with self._lock:
             state = self._state
             p_est = self.rules.estimate_probability(state, decision.observation, decision.hit_probability)
@@ -125,7 +135,7 @@ class Daemon:
             answer = self.backend.recognize(decision.data)
             return Served(answer, decision, decision.reference_bytes, "inference", False, None, p_est,
                           decision.policy_version)
-        return self._estimate(policy, image, decision, p_est)
+        return self._estimate(policy, decision, reference(), p_est)
 
     def _due_snapshot(self) -> dict[str, Any] | None:
         """The state to share if a share is due (called under the lock)."""
@@ -154,8 +164,7 @@ class Daemon:
             return
         self._share_outage.recovered()
 
-    def _estimate(self, policy: Policy, image: Upload, decision: Decision, p_est: float) -> Served:
-        reference_data = image.encoded(policy.reference).data
+    def _estimate(self, policy: Policy, decision: Decision, reference_data: bytes, p_est: float) -> Served:
         pending: Future[Recognition] = self._references.submit(self.backend.recognize, reference_data,
                                                                 use_cache=False)
         compressed = reference = None
