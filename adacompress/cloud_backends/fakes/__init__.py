@@ -1,4 +1,7 @@
-"""Fake servers of each cloud API, for offline tests and dry runs: real HTTP on loopback, real wire formats."""
+"""Fake servers of each cloud API, for offline tests and dry runs: real HTTP on loopback, real wire formats.
+
+The wire formats themselves live in `adacompress.cloud_backends.wire`, shared with the upload proxy.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from adacompress.cloud_backends.fakes.baidu import BaiduFake
 from adacompress.cloud_backends.fakes.facepp import FaceppFake
 from adacompress.cloud_backends.fakes.google import GoogleFake
 from adacompress.cloud_backends.fakes.rekognition import RekognitionFake
-from adacompress.cloud_backends.fakes.server import FakeLabeler, FakeRequest, FakeServer, Faults, Reply
+from adacompress.cloud_backends.fakes.server import FakeLabeler, FakeServer, Faults
 
 FAKES: dict[str, type[FakeServer]] = {
     "rekognition": RekognitionFake, "baidu": BaiduFake, "facepp": FaceppFake, "google": GoogleFake,
@@ -23,5 +26,5 @@ def make_fake(provider: str, **options: Any) -> FakeServer:
         raise KeyError(f"no fake for {provider!r}; fakes exist for {', '.join(sorted(FAKES))}") from None
 
 
-__all__ = ["FAKES", "BaiduFake", "FaceppFake", "FakeLabeler", "FakeRequest", "FakeServer", "Faults",
-           "GoogleFake", "RekognitionFake", "Reply", "make_fake"]
+__all__ = ["FAKES", "BaiduFake", "FaceppFake", "FakeLabeler", "FakeServer", "Faults", "GoogleFake",
+           "RekognitionFake", "make_fake"]

@@ -3,7 +3,8 @@
 A fake is a real `ThreadingHTTPServer` on a background thread, so clients go through their
 real HTTP stack (httpx, botocore, retries, timeouts). Labels come from the local ImageNet
 classifier on the uploaded bytes, so they degrade with JPEG quality as a real API's do.
-Subclasses parse the provider's wire format and format its answers and errors.
+Subclasses check credentials their provider's way; requests and replies are the provider's
+wire format from `adacompress.cloud_backends.wire`, which the upload proxy speaks too.
 """
 
 from __future__ import annotations
@@ -11,22 +12,34 @@ from __future__ import annotations
 import collections
 import contextlib
 import email.utils
-import json
 import logging
 import socket
 import threading
 import time
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from adacompress.cloud_backends.base import Label
 from adacompress.cloud_backends.limits import ImageLimits
 from adacompress.cloud_backends.local import LocalBackend
 from adacompress.cloud_backends.redact import redact
+from adacompress.cloud_backends.wire.common import (
+    Answer,
+    ErrorKind,
+    RecognitionRequest,
+    WireError,
+    WireFormat,
+    WireReply,
+    WireRequest,
+)
+from adacompress.errors import BadImage
 
 log = logging.getLogger(__name__)
+_UPLINK_CHUNK_BYTES = 16 * 1024
+"""Granularity of `Faults.uplink_bytes_per_s`: 6.5 ms of a 2.5 MB/s uplink."""
 
 
 @dataclass
@@ -53,35 +66,11 @@ class Faults:
     """Send Retry-After as an HTTP date (`Wed, 21 Oct 2026 07:28:00 GMT`), the other form RFC 9110 allows."""
     drip_s: float = 0.0
     """Send each recognition answer (status line, headers, body) one byte at a time, this long apart."""
+    uplink_bytes_per_s: float | None = None
+    """Read each request body no faster than this, as a slow client uplink sends it (20 Mbit/s = 2.5e6)."""
     foreign_reply: tuple[int, str] | None = None
     """Answer every request on any path with this HTTP status and JSON text, as a wrong endpoint or a
     proxy in the way would (e.g. `(404, '{"error": "not found"}')`)."""
-
-
-@dataclass(frozen=True)
-class FakeRequest:
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    """Header names lower-cased."""
-    body: bytes
-
-
-@dataclass
-class Reply:
-    status: int
-    body: bytes
-    content_type: str = "application/json"
-    headers: dict[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def json(cls, status: int, payload: Any, **headers: str) -> Reply:
-        return cls(status, json.dumps(payload).encode(), headers=dict(headers))
-
-    @classmethod
-    def text(cls, status: int, text: str) -> Reply:
-        return cls(status, text.encode(), content_type="text/plain")
 
 
 class FakeLabeler:
@@ -127,9 +116,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         fake: FakeServer = self.server.fake  # type: ignore[attr-defined]
         length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
+        body = self._read_body(length, fake.faults.uplink_bytes_per_s, fake._stopping)
         url = urlsplit(self.path)
-        request = FakeRequest(self.command, url.path, dict(parse_qsl(url.query, keep_blank_values=True)),
+        request = WireRequest(self.command, url.path, dict(parse_qsl(url.query, keep_blank_values=True)),
                               {k.lower(): v for k, v in self.headers.items()}, body)
         with fake._lock:
             fake.requests += 1
@@ -137,7 +126,9 @@ class _Handler(BaseHTTPRequestHandler):
         fake._local.drip_s = 0.0
         foreign = fake.faults.foreign_reply
         try:
-            reply = Reply(foreign[0], foreign[1].encode()) if foreign else fake.handle(request)
+            reply = WireReply(foreign[0], foreign[1].encode()) if foreign else fake.handle(request)
+        except WireError as exc:
+            reply = exc.reply
         except Exception:
             log.exception("fake %s: handler failed on %s %s", fake.provider, self.command, url.path)
             reply = fake.internal_error()
@@ -155,7 +146,22 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True  # the client gave up (timeout); nothing to answer
 
-    def _drip(self, reply: Reply, interval_s: float, stopping: threading.Event) -> None:
+    def _read_body(self, length: int, bytes_per_s: float | None, stopping: threading.Event) -> bytes:
+        """The request body; with `bytes_per_s`, no faster than that, so the upload lasts length/rate seconds."""
+        if not bytes_per_s:
+            return self.rfile.read(length) if length else b""
+        chunks, received, started = [], 0, time.monotonic()
+        while received < length:
+            chunk = self.rfile.read(min(_UPLINK_CHUNK_BYTES, length - received))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            received += len(chunk)
+            if stopping.wait(max(0.0, started + received / bytes_per_s - time.monotonic())):
+                break
+        return b"".join(chunks)
+
+    def _drip(self, reply: WireReply, interval_s: float, stopping: threading.Event) -> None:
         """Write the whole reply a byte at a time, as a stalled link or a hostile server would."""
         head = [f"HTTP/1.1 {reply.status} {self.responses.get(reply.status, ('',))[0]}",
                 f"Content-Type: {reply.content_type}", f"Content-Length: {len(reply.body)}",
@@ -175,13 +181,16 @@ class FakeServer(ABC):
     """One provider's API on loopback; use as a context manager or `start()`/`stop()`."""
 
     provider: str = "fake"
-    default_limits: ImageLimits
+    wire: WireFormat
+    """The provider's wire format: parsing, answers and errors."""
+    sends_retry_after: bool = True
+    """Whether the provider's throttling errors carry `Retry-After` (`faults.retry_after_s`)."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, variant: str = "lite0", top_k: int = 10,
                  limits: ImageLimits | None = None) -> None:
         self.faults = Faults()
         self.labeler = FakeLabeler(variant, top_k)
-        self.limits = limits or self.default_limits
+        self.limits = limits or self.wire.default_limits
         """What this fake accepts: the client's limits by default; stricter ones emulate a stricter page."""
         self.requests = 0
         """HTTP requests received on any path (token requests included)."""
@@ -191,7 +200,7 @@ class FakeServer(ABC):
         """Recognition requests answered with labels."""
         self.arrivals: list[float] = []
         """`time.monotonic()` of each recognition request, in order of arrival."""
-        self.last_request: FakeRequest | None = None
+        self.last_request: WireRequest | None = None
         self._lock = threading.Lock()
         self._local = threading.local()
         self._connections: set[socket.socket] = set()
@@ -213,12 +222,12 @@ class FakeServer(ABC):
         """Environment variables that point this provider's client at the fake, credentials included."""
 
     @abstractmethod
-    def handle(self, request: FakeRequest) -> Reply:
-        """Answer one HTTP request in the provider's wire format."""
+    def handle(self, request: WireRequest) -> WireReply:
+        """Answer one HTTP request in the provider's wire format (raising `WireError` answers its reply)."""
 
-    @abstractmethod
-    def internal_error(self) -> Reply:
+    def internal_error(self) -> WireReply:
         """The provider's reply to an internal failure."""
+        return self.wire.error_reply(ErrorKind.UNAVAILABLE)
 
     def start(self) -> FakeServer:
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
@@ -243,11 +252,8 @@ class FakeServer(ABC):
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def begin_call(self) -> str | None:
-        """Count a recognition call, apply the delay, and return the fault it meets, if any.
-
-        Faults are checked in the order real APIs apply them: quota, throttling, then failure.
-        """
+    def begin_call(self) -> None:
+        """Count a recognition call and apply the delay; raise `WireError` with the fault it meets, if any."""
         with self._lock:
             self.calls += 1
             self.arrivals.append(time.monotonic())
@@ -255,29 +261,57 @@ class FakeServer(ABC):
         self._local.drip_s = self.faults.drip_s
         if delay:
             self._stopping.wait(delay)
+        kind = self._fault()
+        if kind is ErrorKind.UNAVAILABLE:
+            raise WireError(self.internal_error())
+        if kind is not None:
+            reply = self.wire.error_reply(kind)
+            if kind in (ErrorKind.THROTTLED, ErrorKind.RATE_LIMITED) and self.sends_retry_after:
+                reply = reply.with_headers(self.throttle_headers())
+            raise WireError(reply)
+
+    def _fault(self) -> ErrorKind | None:
+        """The fault this call meets, checked in the order real APIs apply them: quota, throttling, failure."""
         with self._lock:
             faults, now = self.faults, time.monotonic()
             if faults.quota_exhausted or (faults.daily_limit is not None and self.answered >= faults.daily_limit):
-                return "quota"
+                return ErrorKind.QUOTA_EXCEEDED
             if faults.throttle_next > 0:
                 faults.throttle_next -= 1
-                return "throttle"
+                return ErrorKind.THROTTLED
             while self._arrivals and now - self._arrivals[0] >= 1.0:
                 self._arrivals.popleft()
             if faults.qps_limit is not None and len(self._arrivals) >= faults.qps_limit:
-                return "qps"
+                return ErrorKind.RATE_LIMITED
             self._arrivals.append(now)
             if faults.fail_next > 0:
                 faults.fail_next -= 1
-                return "unavailable"
+                return ErrorKind.UNAVAILABLE
         return None
 
-    def answer_labels(self, image_bytes: bytes) -> list[tuple[str, float]]:
-        """Labels for a call that passed every check; counts it as answered."""
-        labels = self.labeler.labels(image_bytes)
+    def recognize(self, request: WireRequest) -> WireReply:
+        """Parse, label and answer a recognition call that passed the credential and fault checks."""
+        items = self.wire.parse(request, self.limits)
+        answers = [self._answer(item) if isinstance(item, RecognitionRequest) else item for item in items]
+        return self.wire.reply(items, answers, **self._reply_options())
+
+    def _answer(self, item: RecognitionRequest) -> Answer:
+        """The labels of one image that passed every check, in the provider's naming; counts it as answered."""
+        try:
+            found = self.labeler.labels(item.image)
+        except BadImage as exc:
+            return exc
         with self._lock:
             self.answered += 1
-        return labels
+        return [Label(self._name(name), score) for name, score in found]
+
+    def _name(self, imagenet_name: str) -> str:
+        """How the provider writes an ImageNet class name."""
+        return imagenet_name
+
+    def _reply_options(self) -> dict[str, Any]:
+        """Keyword options of the provider's `reply` (model version, Baidu's root, ...)."""
+        return {}
 
     def throttle_headers(self) -> dict[str, str]:
         after = self.faults.retry_after_s
