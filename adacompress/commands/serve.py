@@ -54,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from adacompress.config import settings
+    from adacompress.service import dropin
 
     options = ServeOptions(backend=args.backend, policy=args.policy, redis_url=args.redis, prefix=args.prefix,
                            workers=args.workers, onnx_threads=args.onnx_threads, rules=args.rules,
@@ -61,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     config = ProxyConfig(max_upload_bytes=settings().max_upload_bytes, max_in_flight=args.max_in_flight,
                          request_timeout_s=args.timeout_s, api_key=secret("ADACOMPRESS_API_KEY"))
     service = assemble(options, config)
-    app = create_app(service)
+    app = create_app(service, [dropin.mount])
     print(f"adacompress serve: {args.backend} behind http://{args.host}:{args.port} "
           f"(policy {service.daemon.policy.version[:12]}, {args.workers} decision workers)", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=30)

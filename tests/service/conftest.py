@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -23,6 +24,9 @@ from adacompress.codec import DEFAULT_LADDER, REFERENCE_ACTION, Ladder
 from adacompress.features import make_featurizer
 from adacompress.scoring import Scoring
 from adacompress.service.store import EmbeddedStore, RedisStore, Store
+
+# The proxy tests share `_proxy_server.py`; under --import-mode=importlib nothing puts this folder on the path.
+sys.path.insert(0, str(Path(__file__).parent))
 
 
 def _free_port() -> int:

@@ -8,17 +8,15 @@ from __future__ import annotations
 import io
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 import httpx
 import pytest
-import uvicorn
+from _proxy_server import ALWAYS, NEVER, free_port, jpeg, make_service, running
 from PIL import Image
 
 from adacompress.cloud_backends.base import Recognition
@@ -26,50 +24,10 @@ from adacompress.cloud_backends.fakes import make_fake
 from adacompress.cloud_backends.local import LocalBackend
 from adacompress.cloud_backends.registry import create_backend
 from adacompress.codec import Action, encode
-from adacompress.service.assemble import ServeOptions, assemble
-from adacompress.service.proxy import ProxyConfig, ProxyService, create_app
+from adacompress.service.assemble import ServeOptions
+from adacompress.service.proxy import ProxyConfig
 from adacompress.service.registry import Registry
-from adacompress.service.rules import PaperRules
-from adacompress.service.store import EmbeddedStore, RedisStore
-
-ALWAYS, NEVER = PaperRules(p_est_floor=1.0, p_est_ceiling=1.0), PaperRules(p_est_floor=0.0, p_est_ceiling=0.0)
-NEVER_ESTIMATE = ServeOptions(backend="local:lite0", policy="fixed:10", workers=0)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextmanager
-def running(service: ProxyService) -> Iterator[str]:
-    """The proxy app on a uvicorn server in a thread; its base URL."""
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(service), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "proxy did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(30)
-
-
-def make_service(options: ServeOptions = NEVER_ESTIMATE, config: ProxyConfig | None = None, backend=None,
-                 store=None, rules=NEVER) -> ProxyService:
-    return assemble(options, config, backend=backend, store=store if store is not None else EmbeddedStore("proxy:"),
-                    rules=rules)
-
-
-def jpeg(photo: Image.Image, quality: int = 90) -> bytes:
-    buffer = io.BytesIO()
-    photo.convert("RGB").save(buffer, "JPEG", quality=quality)
-    return buffer.getvalue()
+from adacompress.service.store import RedisStore
 
 
 class RecordingBackend(LocalBackend):
@@ -248,7 +206,7 @@ def test_two_serve_processes_on_one_redis_swap_to_a_published_policy_together(re
     registry = Registry(store)
     first = make_agent(1)
     registry.set_current(registry.publish(first.to_bytes()))
-    ports = [_free_port(), _free_port()]
+    ports = [free_port(), free_port()]
     env = {**os.environ, "ADACOMPRESS_REDIS_URL": redis_server.url, "ADACOMPRESS_REDIS_PREFIX": prefix}
     processes = [subprocess.Popen([sys.executable, "-m", "adacompress.cli", "-v", "serve", "--backend", "local:lite0",
                                    "--workers", "0", "--port", str(port)], env=env,
