@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 
 import pytest
 
@@ -79,12 +80,13 @@ def test_help_marks_commands_not_built_yet(capsys, name):
     assert f"{name} {COMMANDS[name]} [arrives in release {PLANNED_RELEASE[name]}]" in flat
 
 
-def test_demo_on_a_folder_writes_one_result_per_quality(capsys, image_folder, tmp_path):
-    out_json = tmp_path / "demo.json"
-    code, out, err = run_cli(capsys, "demo", "--images", str(image_folder), "--json", str(out_json),
-                             "--backend", "local:lite0")
+def test_eval_without_policies_compares_every_quality_the_oracle_and_the_agent(capsys, image_folder, tmp_path):
+    out_json = tmp_path / "eval.json"
+    code, out, err = run_cli(capsys, "eval", "--images", str(image_folder), "--json", str(out_json),
+                             "--backend", "local:lite0", "--no-progress")
     assert code == 0, err
-    everything = json.loads(out_json.read_text())
+    everything = json.loads(out_json.read_text())["results"]
+    assert everything[-1]["policy"] == "agent:local-lite2"
     n_images = len(list(image_folder.iterdir()))
     results, extra = everything[: len(DEFAULT_LADDER)], everything[len(DEFAULT_LADDER):]
 
@@ -107,7 +109,28 @@ def test_demo_on_a_folder_writes_one_result_per_quality(capsys, image_folder, tm
     assert "oracle: " in out and "the cheapest fixed quality as accurate" in out
     table_rows = [line for line in out.splitlines() if line.startswith("fixed:")]
     assert [row.split()[0] for row in table_rows] == [r["policy"] for r in results]
-    assert f"{n_images * len(DEFAULT_LADDER)} backend calls" in out
+    assert f"{n_images * len(DEFAULT_LADDER)} calls" in out  # every rung once; the reference is one of them
+
+
+def test_demo_sends_the_photos_through_the_proxy_and_counts_what_it_saved(capsys, photos, tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i, photo in enumerate(photos[:3]):
+        photo.save(folder / f"photo{i}.png")
+    photos[0].resize((60, 60)).save(folder / "tiny.png")  # under Rekognition's 80 px: refused, the rest go on
+    code, out, err = run_cli(capsys, "demo", "--images", str(folder), "--backend", "local:lite0")
+    assert code == 0, err
+    n_images = 3
+    assert re.search(r"tiny\.png +refused: InvalidParameterException", out)
+    rows = [line.split() for line in out.splitlines() if line.split() and line.split()[-1] in ("yes", "NO")]
+    assert len(rows) == n_images
+    sent = sum(int(row[1].replace(",", "")) for row in rows)
+    reference = sum(int(row[2].replace(",", "")) for row in rows)
+    kept = sum(row[-1] == "yes" for row in rows)
+    assert f"sent {sent:,} bytes where the q=75 reference is {reference:,}" in out and sent < reference
+    assert f"{n_images} uploads answered" in out and f"{kept}/{n_images} answers kept" in out
+    assert "Proxy stopped." in out
+    assert all(row[3].startswith("jpeg:") for row in rows)
 
 
 @pytest.mark.parametrize("argv, named", [

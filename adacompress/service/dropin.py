@@ -4,7 +4,8 @@ A stock boto3 Rekognition client with `endpoint_url` set to the proxy, the Baidu
 clients: each request is parsed by the provider's wire format (`adacompress.cloud_backends.wire`, the
 same code the fake servers run), every image in it is served by the daemon (compressed, maybe estimated),
 and the answer goes back in the provider's shape; so do its errors. Upstream, the proxy calls its own
-backend with its own credentials.
+backend with its own credentials. `X-Adacompress-*` headers say what was sent (action, bytes sent,
+reference bytes, estimates, policy version).
 
 Client credentials: without `ADACOMPRESS_API_KEY` any well-formed credentials pass (the proxy is bound to
 loopback by default). With it, clients authenticate with access key id `ADACOMPRESS_ACCESS_KEY_ID`
@@ -38,6 +39,7 @@ from adacompress.cloud_backends.wire import (
 )
 from adacompress.config import secret
 from adacompress.errors import BadImage
+from adacompress.service.daemon import Served
 from adacompress.service.events import log_event
 from adacompress.service.proxy import ProxyError, ProxyService, error_for, read_body
 
@@ -135,9 +137,10 @@ def mount(app: FastAPI, service: ProxyService) -> None:
                 auth.check(fmt, wire)
                 items = fmt.parse(wire, fmt.default_limits)
                 answers: list[Any] = []
+                served: list[Served] = []
                 for item in items:
-                    answers.append(await _answer(service, fmt, item))
-                reply = fmt.reply(items, answers)
+                    answers.append(await _answer(service, fmt, item, served))
+                reply = fmt.reply(items, answers).with_headers(served_headers(served))
             except WireError as exc:
                 reply = exc.reply
             except ProxyError as exc:
@@ -165,12 +168,25 @@ def mount(app: FastAPI, service: ProxyService) -> None:
                       include_in_schema=False)
 
 
-async def _answer(service: ProxyService, fmt: WireFormat, item: Any) -> Any:
-    """One item's answer: its labels as served through the daemon, or why its image was refused."""
+async def _answer(service: ProxyService, fmt: WireFormat, item: Any, served: list[Served]) -> Any:
+    """One item's answer: its labels as served through the daemon (noted in `served`), or why its image was
+    refused."""
     if not isinstance(item, RecognitionRequest):
         return item
     try:
-        served = await service.recognize(item.image, fmt.name)
+        result = await service.recognize(item.image, fmt.name)
     except BadImage as exc:
         return exc
-    return served.recognition.labels
+    served.append(result)
+    return result.recognition.labels
+
+
+def served_headers(served: list[Served]) -> dict[str, str]:
+    """What the proxy did, for clients that want to know (boto3: `ResponseMetadata.HTTPHeaders`)."""
+    if not served:
+        return {}
+    return {"X-Adacompress-Action": ",".join(s.decision.action.label for s in served),
+            "X-Adacompress-Bytes-Sent": str(sum(s.decision.bytes for s in served)),
+            "X-Adacompress-Reference-Bytes": str(sum(s.reference_bytes for s in served)),
+            "X-Adacompress-Estimated": str(sum(s.mode == "estimate" for s in served)),
+            "X-Adacompress-Policy-Version": served[-1].policy_version}
