@@ -35,6 +35,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--qps-limit", type=float, help="throttle calls beyond this rate, like the real quota")
     parser.add_argument("--daily-limit", type=int, help="answer the quota error after this many calls")
     parser.add_argument("--delay-s", type=float, default=0.0, help="wait this long before each answer")
+    parser.add_argument("--uplink-mbit-s", type=float,
+                        help="read each request no faster than this, like a client's uplink (e.g. 20)")
 
 
 def listen(args: argparse.Namespace) -> FakeServer:
@@ -53,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
     fake.faults.qps_limit = args.qps_limit
     fake.faults.daily_limit = args.daily_limit
     fake.faults.delay_s = args.delay_s
+    fake.faults.uplink_bytes_per_s = args.uplink_mbit_s * 1e6 / 8 if args.uplink_mbit_s else None
     stop = threading.Event()
     # Installed explicitly: a shell starts a background job with SIGINT ignored, and SIGTERM would kill
     # the process without the stop line.

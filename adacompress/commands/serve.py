@@ -48,6 +48,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help=f"requests admitted at once; more get 503 + Retry-After (default {limits.max_in_flight})")
     parser.add_argument("--timeout-s", type=float, default=limits.request_timeout_s,
                         help=f"per-request deadline (default {limits.request_timeout_s:.0f})")
+    parser.add_argument("--no-cache", action="store_true",
+                        help="ask the provider every time, even for bytes it answered before (benchmarks)")
+    parser.add_argument("--passthrough", action="store_true",
+                        help="forward uploads as sent, no decision and no daemon: the baseline benchmarks compare")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,9 +62,10 @@ def run(args: argparse.Namespace) -> int:
 
     options = ServeOptions(backend=args.backend, policy=args.policy, redis_url=args.redis, prefix=args.prefix,
                            workers=args.workers, onnx_threads=args.onnx_threads, rules=args.rules,
-                           target_accuracy=args.target_accuracy, learn=args.learn)
+                           target_accuracy=args.target_accuracy, learn=args.learn, cache=not args.no_cache)
     config = ProxyConfig(max_upload_bytes=settings().max_upload_bytes, max_in_flight=args.max_in_flight,
-                         request_timeout_s=args.timeout_s, api_key=secret("ADACOMPRESS_API_KEY"))
+                         request_timeout_s=args.timeout_s, api_key=secret("ADACOMPRESS_API_KEY"),
+                         passthrough=args.passthrough)
     service = assemble(options, config)
     app = create_app(service, [dropin.mount])
     print(f"adacompress serve: {args.backend} behind http://{args.host}:{args.port} "

@@ -46,13 +46,17 @@ class ServeOptions:
     """Run the learner in this process (one machine); else run `adacompress learn` beside."""
     learn_interval_s: float = 5.0
     seed: int = 0
+    cache: bool = True
+    """Cache cloud answers by the bytes sent (off: every answer from the provider, as a benchmark needs)."""
 
 
 def assemble(options: ServeOptions, config: ProxyConfig | None = None, backend: VisionBackend | None = None,
              store: Store | None = None, rules: Rules | None = None) -> ProxyService:
     """The service `options` describe; `backend`, `store` and `rules` may be given ready-made (tests)."""
     store = store if store is not None else open_store(options.redis_url, options.prefix)
-    backend = backend if backend is not None else create_backend(options.backend)
+    if backend is None:
+        uncached = not options.cache and not options.backend.startswith("local")  # the local backend has no cache
+        backend = create_backend(options.backend, **({"cache": "off"} if uncached else {}))
     registry = Registry(store)
     policy = _current_policy(registry, policy_from_spec(options.policy, DEFAULT_LADDER))
     scoring = policy.scoring if isinstance(policy, LearnedPolicy) else Scoring()

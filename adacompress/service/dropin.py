@@ -39,9 +39,8 @@ from adacompress.cloud_backends.wire import (
 )
 from adacompress.config import secret
 from adacompress.errors import BadImage
-from adacompress.service.daemon import Served
 from adacompress.service.events import log_event
-from adacompress.service.proxy import ProxyError, ProxyService, error_for, read_body
+from adacompress.service.proxy import ProxyAnswer, ProxyError, ProxyService, error_for, read_body
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +136,7 @@ def mount(app: FastAPI, service: ProxyService) -> None:
                 auth.check(fmt, wire)
                 items = fmt.parse(wire, fmt.default_limits)
                 answers: list[Any] = []
-                served: list[Served] = []
+                served: list[ProxyAnswer] = []
                 for item in items:
                     answers.append(await _answer(service, fmt, item, served))
                 reply = fmt.reply(items, answers).with_headers(served_headers(served))
@@ -168,7 +167,7 @@ def mount(app: FastAPI, service: ProxyService) -> None:
                       include_in_schema=False)
 
 
-async def _answer(service: ProxyService, fmt: WireFormat, item: Any, served: list[Served]) -> Any:
+async def _answer(service: ProxyService, fmt: WireFormat, item: Any, served: list[ProxyAnswer]) -> Any:
     """One item's answer: its labels as served through the daemon (noted in `served`), or why its image was
     refused."""
     if not isinstance(item, RecognitionRequest):
@@ -181,12 +180,12 @@ async def _answer(service: ProxyService, fmt: WireFormat, item: Any, served: lis
     return result.recognition.labels
 
 
-def served_headers(served: list[Served]) -> dict[str, str]:
+def served_headers(served: list[ProxyAnswer]) -> dict[str, str]:
     """What the proxy did, for clients that want to know (boto3: `ResponseMetadata.HTTPHeaders`)."""
     if not served:
         return {}
-    return {"X-Adacompress-Action": ",".join(s.decision.action.label for s in served),
-            "X-Adacompress-Bytes-Sent": str(sum(s.decision.bytes for s in served)),
+    return {"X-Adacompress-Action": ",".join(s.action for s in served),
+            "X-Adacompress-Bytes-Sent": str(sum(s.bytes_sent for s in served)),
             "X-Adacompress-Reference-Bytes": str(sum(s.reference_bytes for s in served)),
             "X-Adacompress-Estimated": str(sum(s.mode == "estimate" for s in served)),
-            "X-Adacompress-Policy-Version": served[-1].policy_version}
+            "X-Adacompress-Policy-Version": served[-1].policy_version or "none"}

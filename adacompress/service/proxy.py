@@ -27,6 +27,7 @@ from adacompress.cloud_backends.base import (
     BackendError,
     BackendUnavailable,
     QuotaExhausted,
+    Recognition,
     Throttled,
     VisionBackend,
 )
@@ -63,6 +64,28 @@ class ProxyConfig:
     """Bearer token clients must send (None: no client auth)."""
     retry_after_s: float = 1.0
     """Retry-After sent with a 503 when the queue is full or the backend is unavailable."""
+    passthrough: bool = False
+    """Forward the bytes as sent, with no decision and no daemon: the baseline `bench/proxy_load.py` compares."""
+
+
+@dataclass(frozen=True)
+class ProxyAnswer:
+    """What one image got through the proxy: the answer returned, and what was sent for it."""
+
+    recognition: Recognition
+    action: str
+    """The action sent (`jpeg:10`), or `as-sent` in pass-through mode."""
+    bytes_sent: int
+    reference_bytes: int
+    mode: str
+    """`inference`, `estimate` (the reference's answer is served) or `passthrough`."""
+    policy_version: str | None
+
+    @classmethod
+    def of(cls, served: Served) -> ProxyAnswer:
+        decision = served.decision
+        return cls(served.recognition, decision.action.label, decision.bytes, served.reference_bytes, served.mode,
+                   served.policy_version)
 
 
 @dataclass
@@ -78,7 +101,7 @@ class ProxyService:
     on_close: list[Callable[[], None]] = field(default_factory=list)
     in_flight: int = 0
 
-    async def recognize(self, body: bytes, route: str) -> Served:
+    async def recognize(self, body: bytes, route: str) -> ProxyAnswer:
         """Admit, decide in a worker, serve through the daemon, all within the deadline."""
         if self.in_flight >= self.config.max_in_flight:
             self.metrics.rejected.inc()
@@ -97,25 +120,31 @@ class ProxyService:
             self.metrics.queue_depth.set(self.in_flight)
             self.metrics.request_seconds.observe(time.perf_counter() - started)
 
-    async def _serve(self, body: bytes, route: str) -> Served:
+    async def _serve(self, body: bytes, route: str) -> ProxyAnswer:
         self.metrics.bytes_in.inc(len(body))
+        if self.config.passthrough:
+            recognition = await run_in_threadpool(self.backend.recognize, body)
+            answer = ProxyAnswer(recognition, "as-sent", len(body), len(body), "passthrough", None)
+            self._count(answer, route)
+            return answer
         policy, size_weight = self.daemon.snapshot()
         started = time.perf_counter()
         decision = await self.pool.decide(policy, body, size_weight)
         self.metrics.decide_seconds.observe(time.perf_counter() - started)
         served = await run_in_threadpool(self.daemon.serve, policy, decision,
                                          lambda: Upload.of(body, policy.limits).encoded(policy.reference).data)
-        self._count(served, route)
-        return served
+        answer = ProxyAnswer.of(served)
+        self._count(answer, route)
+        return answer
 
-    def _count(self, served: Served, route: str) -> None:
+    def _count(self, answer: ProxyAnswer, route: str) -> None:
         m = self.metrics
-        m.uploads.labels(route, served.mode).inc()
-        m.bytes_sent.inc(served.decision.bytes)
-        m.bytes_saved.inc(max(0, served.reference_bytes - served.decision.bytes))
-        if served.mode == "estimate":
-            m.estimate_bytes.inc(served.reference_bytes)
-        m.backend_seconds.observe(served.recognition.latency_s)
+        m.uploads.labels(route, answer.mode).inc()
+        m.bytes_sent.inc(answer.bytes_sent)
+        m.bytes_saved.inc(max(0, answer.reference_bytes - answer.bytes_sent))
+        if answer.mode == "estimate":
+            m.estimate_bytes.inc(answer.reference_bytes)
+        m.backend_seconds.observe(answer.recognition.latency_s)
         state = self.daemon.state
         m.p_est.set(state.p_est)
         m.estimated_share.set(state.estimated_share)
@@ -289,10 +318,9 @@ def create_app(service: ProxyService, routes: list[Callable[[FastAPI, ProxyServi
     return app
 
 
-def answer_json(served: Served, backend: str, bytes_in: int) -> dict[str, Any]:
+def answer_json(answer: ProxyAnswer, backend: str, bytes_in: int) -> dict[str, Any]:
     """`/v1/recognize`'s answer."""
-    decision = served.decision
-    return {"labels": [{"name": label.name, "score": label.score} for label in served.recognition.labels],
-            "backend": backend, "action": decision.action.label, "bytes_in": bytes_in,
-            "bytes_sent": decision.bytes, "reference_bytes": served.reference_bytes,
-            "policy_version": served.policy_version, "estimated": served.mode == "estimate"}
+    return {"labels": [{"name": label.name, "score": label.score} for label in answer.recognition.labels],
+            "backend": backend, "action": answer.action, "bytes_in": bytes_in, "bytes_sent": answer.bytes_sent,
+            "reference_bytes": answer.reference_bytes, "policy_version": answer.policy_version,
+            "estimated": answer.mode == "estimate"}

@@ -245,3 +245,12 @@ def _until(condition: Callable[[], bool], timeout_s: float) -> bool:
             return True
         time.sleep(0.1)
     return False
+
+
+def test_passthrough_forwards_the_bytes_as_sent(photos):
+    backend = RecordingBackend()
+    body = jpeg(photos[0])
+    with running(make_service(config=ProxyConfig(passthrough=True), backend=backend)) as url:
+        answer = httpx.post(f"{url}/v1/recognize", content=body, timeout=30).json()
+    assert backend.received == [body]
+    assert (answer["action"], answer["bytes_sent"], answer["estimated"]) == ("as-sent", len(body), False)

@@ -1,0 +1,221 @@
+"""Proxy load: throughput, latency and memory of `adacompress serve`, beside a pass-through proxy in the same run.
+
+Every server is a real process: a fake Rekognition (`adacompress fake-cloud`, labels from Lite0) and the proxy
+(`adacompress serve --backend rekognition --no-cache`, decision workers as configured) in front of it,
+driven over loopback by concurrent HTTP clients posting the sample photos as they are (`/v1/recognize`).
+The pass-through proxy is the same server with `--passthrough` (no decision, the bytes forwarded as sent).
+
+1. Throughput and p50/p99 latency of each; the proxy's resident memory (server and workers) after warm-up
+   and at the end of `--requests` (target: flat over 10,000). Target: throughput >= 60% of pass-through's.
+2. What a user feels behind a slow uplink: the fake reads uploads no faster than `--uplink-mbit-s` (20), and
+   one client sends each photo directly to it (our Rekognition client) or through the proxy on loopback;
+   end-to-end p50 for the sample photos and for 2 MP photos.
+
+    python bench/proxy_load.py --out bench/results/proxy_load.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+from _common import REPO_ROOT, decoded, machine, mosaic, percentiles, sample_files, write_json
+
+from adacompress.cloud_backends.fakes.rekognition import DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY
+from adacompress.cloud_backends.registry import create_backend
+from adacompress.service.proxy_runner import free_port
+
+TARGET_THROUGHPUT_SHARE = 0.6
+
+
+def start(argv: list[str], env: dict[str, str], ready_url: str, log: Path) -> subprocess.Popen:
+    """A server process, once `ready_url` answers."""
+    process = subprocess.Popen([sys.executable, "-m", "adacompress.cli", *argv], env=env,
+                               stdout=subprocess.DEVNULL, stderr=open(log, "wb"))
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{argv} exited with {process.returncode}; see {log}")
+        try:
+            httpx.get(ready_url, timeout=1)
+            return process
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError(f"{argv} did not start; see {log}")
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process and all its descendants, in MB."""
+    total, pending = 0, [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            status = Path(f"/proc/{current}/status").read_text()
+            total += int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")))
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending += [int(child) for child in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError, StopIteration):
+            continue
+    return total / 1024
+
+
+def drive(url: str, uploads: list[bytes], requests: int, concurrency: int) -> dict:
+    """`requests` POSTs to `url` from `concurrency` clients, round robin over `uploads`."""
+    latencies: list[float] = []
+    errors: dict[int, int] = {}
+    counter = iter(range(requests))
+    lock = threading.Lock()
+
+    def client() -> None:
+        with httpx.Client(timeout=120) as http:
+            while True:
+                with lock:
+                    k = next(counter, None)
+                if k is None:
+                    return
+                started = time.perf_counter()
+                reply = http.post(url, content=uploads[k % len(uploads)])
+                elapsed = (time.perf_counter() - started) * 1000
+                with lock:
+                    latencies.append(elapsed)
+                    if reply.status_code != 200:
+                        errors[reply.status_code] = errors.get(reply.status_code, 0) + 1
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=client) for _ in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    wall = time.perf_counter() - started
+    ordered = np.asarray(latencies)
+    return {"requests": requests, "concurrency": concurrency, "wall_s": round(wall, 2),
+            "throughput_per_s": round(requests / wall, 2), "p50_ms": round(float(np.percentile(ordered, 50)), 1),
+            "p99_ms": round(float(np.percentile(ordered, 99)), 1), "errors": errors}
+
+
+def load(mode: str, env: dict[str, str], uploads: list[bytes], args: argparse.Namespace, logs: Path) -> dict:
+    port = free_port()
+    argv = ["serve", "--backend", "rekognition", "--no-cache", "--port", str(port), "--workers", str(args.workers),
+            "--max-in-flight", str(4 * args.concurrency)] + (["--passthrough"] if mode == "passthrough" else [])
+    server = start(argv, env, f"http://127.0.0.1:{port}/healthz", logs / f"serve-{mode}.log")
+    url = f"http://127.0.0.1:{port}/v1/recognize"
+    try:
+        drive(url, uploads, args.warmup, args.concurrency)
+        rss_start = rss_mb(server.pid)
+        requests = args.requests if mode == "adacompress" else max(args.warmup, args.requests // 5)
+        result = drive(url, uploads, requests, args.concurrency)
+        result["rss_mb_after_warmup"], result["rss_mb_at_end"] = round(rss_start, 1), round(rss_mb(server.pid), 1)
+        metrics = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+        sent = next(float(line.split()[1]) for line in metrics.splitlines()
+                    if line.startswith("adacompress_bytes_sent_total"))
+        received = next(float(line.split()[1]) for line in metrics.splitlines()
+                        if line.startswith("adacompress_bytes_in_total"))
+        result["bytes_sent_vs_received"] = round(sent / received, 3)
+        return result
+    finally:
+        stop(server)
+
+
+def uplink(env: dict[str, str], sets: dict[str, list[bytes]], args: argparse.Namespace, logs: Path) -> dict:
+    """End-to-end p50 per request behind the simulated uplink: direct to the fake, and through the proxy."""
+    fake_port, proxy_port = free_port(), free_port()
+    fake = start(["fake-cloud", "--provider", "rekognition", "--port", str(fake_port), "--uplink-mbit-s",
+                  str(args.uplink_mbit_s)], env, f"http://127.0.0.1:{fake_port}/", logs / "fake-uplink.log")
+    slow_env = {**env, "AWS_ENDPOINT_URL_REKOGNITION": f"http://127.0.0.1:{fake_port}"}
+    proxy = start(["serve", "--backend", "rekognition", "--no-cache", "--port", str(proxy_port), "--workers",
+                   str(args.workers)], slow_env, f"http://127.0.0.1:{proxy_port}/healthz", logs / "serve-uplink.log")
+    os.environ.update(slow_env)
+    direct_backend = create_backend("rekognition", cache="off", qps=None)
+    results = {}
+    try:
+        with httpx.Client(timeout=120) as http:
+            for name, uploads in sets.items():
+                direct, proxied = [], []
+                for data in uploads:
+                    started = time.perf_counter()
+                    direct_backend.recognize(data)
+                    direct.append((time.perf_counter() - started) * 1000)
+                    started = time.perf_counter()
+                    http.post(f"http://127.0.0.1:{proxy_port}/v1/recognize", content=data).raise_for_status()
+                    proxied.append((time.perf_counter() - started) * 1000)
+                results[name] = {"mean_upload_bytes": round(float(np.mean([len(u) for u in uploads]))),
+                                 "direct": percentiles(direct), "through_proxy": percentiles(proxied),
+                                 "proxy_p50_vs_direct": round(float(np.median(proxied) / np.median(direct)), 3)}
+    finally:
+        direct_backend.close()
+        stop(proxy)
+        stop(fake)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=10_000, help="requests to the proxy (pass-through: a fifth)")
+    parser.add_argument("--warmup", type=int, default=50)
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=1, help="the proxy's decision worker processes")
+    parser.add_argument("--photos", type=int, default=200, help="sample photos cycled through")
+    parser.add_argument("--uplink-mbit-s", type=float, default=20.0)
+    parser.add_argument("--uplink-photos", type=int, default=30)
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results" / "proxy_load.json")
+    args = parser.parse_args(argv)
+
+    logs = args.out.parent / "proxy_load_logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    files = sample_files(None, args.photos)
+    uploads = [path.read_bytes() for path in files]
+    fake_port = free_port()
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": DEFAULT_ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": DEFAULT_SECRET_KEY,
+           "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL_REKOGNITION": f"http://127.0.0.1:{fake_port}"}
+    env.pop("ADACOMPRESS_REDIS_URL", None)
+    host = machine()
+    fake = start(["fake-cloud", "--provider", "rekognition", "--port", str(fake_port)], env,
+                 f"http://127.0.0.1:{fake_port}/", logs / "fake.log")
+    try:
+        runs = {mode: load(mode, env, uploads, args, logs) for mode in ("passthrough", "adacompress")}
+    finally:
+        stop(fake)
+    photos = decoded(files[: args.uplink_photos])
+    two_mp = [mosaic(photos, 1600, 1200, seed) for seed in range(args.uplink_photos)]
+    felt = uplink(env, {"sample_photos": uploads[: args.uplink_photos], "2MP": two_mp}, args, logs)
+    share = runs["adacompress"]["throughput_per_s"] / runs["passthrough"]["throughput_per_s"]
+    report = {
+        "benchmark": "proxy_load",
+        "setup": f"fake Rekognition (Lite0 labels) and `adacompress serve --backend rekognition --workers "
+                 f"{args.workers}` as processes on this machine; {args.concurrency} concurrent clients; "
+                 f"{len(uploads)} sample photos as they are, cycled",
+        "runs": runs,
+        "throughput_vs_passthrough": round(share, 3),
+        "rss_growth_mb": round(runs["adacompress"]["rss_mb_at_end"] - runs["adacompress"]["rss_mb_after_warmup"], 1),
+        "uplink": {"mbit_s": args.uplink_mbit_s, **felt},
+        "target": {"throughput_vs_passthrough": TARGET_THROUGHPUT_SHARE,
+                   "met": share >= TARGET_THROUGHPUT_SHARE},
+        "machine": host,
+    }
+    write_json(report, args.out)
+    print(f"throughput {runs['adacompress']['throughput_per_s']}/s vs pass-through "
+          f"{runs['passthrough']['throughput_per_s']}/s ({share:.0%}); RSS {runs['adacompress']['rss_mb_after_warmup']}"
+          f" -> {runs['adacompress']['rss_mb_at_end']} MB; uplink p50 through the proxy vs direct: "
+          + ", ".join(f"{name} {r['proxy_p50_vs_direct']:.2f}x" for name, r in felt.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
