@@ -61,14 +61,17 @@ def run(args: argparse.Namespace) -> int:
     images = load_images(args.images, args.subset, args.reduced_decode_px) if args.images else demo_image_set()
     ladder = ladder_from_args(args)
     table = OutcomeTable(images, backend_from_args(args), ladder, REFERENCE_ACTION, scoring_from_args(args))
-    print(f"{len(images)} images, backend {table.backend.name}, reference JPEG q=75")
+    if not args.policy:
+        print(f"{len(images)} images, backend {table.backend.name}, reference JPEG q=75: every fixed quality, the "
+              "oracle and the shipped agent")
     choosers = [spec_chooser(table, spec, args.seed) for spec in args.policy or default_policies(ladder)]
     with progress(len(table), not args.no_progress, "eval") as indices:
         results = evaluate(table, choosers, indices, strict=args.strict)
     cost = cost_report(table.backend, args.price_per_1k_usd)
     print_skips(results)
     print(format_table(results))
-    print_rivals(results)
+    if not args.policy:
+        print_rivals(results)
     print(cost_line(cost))
     if args.json:
         payload = results[0].to_json() if len(results) == 1 else {"results": [r.to_json() for r in results]}
