@@ -20,6 +20,7 @@ import argparse
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -177,8 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results" / "proxy_load.json")
     args = parser.parse_args(argv)
 
-    logs = args.out.parent / "proxy_load_logs"
-    logs.mkdir(parents=True, exist_ok=True)
+    logs = Path(tempfile.mkdtemp(prefix="adacompress-proxy-load-"))  # the servers' stderr, named if one fails
     files = sample_files(None, args.photos)
     uploads = [path.read_bytes() for path in files]
     fake_port = free_port()
