@@ -12,11 +12,13 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -100,6 +102,7 @@ class ProxyService:
     metrics: ProxyMetrics = field(default_factory=ProxyMetrics)
     on_close: list[Callable[[], None]] = field(default_factory=list)
     in_flight: int = 0
+    _version_shown: str | None = None
 
     async def recognize(self, body: bytes, route: str) -> ProxyAnswer:
         """Admit, decide in a worker, serve through the daemon, all within the deadline."""
@@ -154,10 +157,15 @@ class ProxyService:
         if served_accuracy is not None:
             m.estimated_accuracy.set(served_accuracy[0])
         m.cache_hits.set(self.backend.stats.snapshot().get("cache_hits", 0))
+        if answer.policy_version is not None and answer.policy_version != self._version_shown:
+            self._version_shown = answer.policy_version
+            m.policy.clear()
+            m.policy.labels(answer.policy_version).set(1)
 
     def readiness(self) -> dict[str, Any]:
-        """Each check and whether it passes: the policy loaded, the store answering (if shared)."""
-        checks: dict[str, Any] = {"policy": self.daemon.policy.version}
+        """Each check and whether it passes: the policy loaded, the backend's endpoint accepting connections,
+        the store answering (if shared)."""
+        checks: dict[str, Any] = {"policy": self.daemon.policy.version, "backend": backend_reachable(self.backend)}
         if self.store is not None and not self.store.embedded:
             try:
                 self.store.get(self.store.keys.policy_current)
@@ -182,6 +190,22 @@ class ProxyService:
             self.daemon.buffer.flush()
         if self.store is not None:
             self.store.close()
+
+
+def backend_reachable(backend: VisionBackend, timeout_s: float = 1.0) -> bool:
+    """Whether the backend's endpoint accepts a TCP connection (an in-process backend always does)."""
+    while not hasattr(backend, "endpoint") and hasattr(backend, "inner"):
+        backend = backend.inner  # the cache and retry layers wrap the client
+    endpoint = getattr(backend, "endpoint", None)
+    if not endpoint:
+        return True
+    parts = urlsplit(endpoint)
+    try:
+        with socket.create_connection((parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)),
+                                      timeout=timeout_s):
+            return True
+    except OSError:
+        return False
 
 
 def error_for(exc: Exception) -> ProxyError:

@@ -159,6 +159,19 @@ def test_upstream_throttling_maps_to_429_and_bad_upstream_credentials_to_502(pho
     assert fine.status_code == 200 and fine.json()["labels"]
 
 
+def test_readiness_says_when_the_upstream_endpoint_is_down(photos, monkeypatch):
+    fake = make_fake("rekognition").start()
+    for name, value in fake.env().items():
+        monkeypatch.setenv(name, value)
+    backend = create_backend("rekognition", cache="off", qps=None, max_attempts=1, deadline_s=5.0)
+    with running(make_service(backend=backend)) as url:
+        up = httpx.get(f"{url}/readyz")
+        fake.stop()
+        down = httpx.get(f"{url}/readyz")
+    assert (up.status_code, up.json()["backend"]) == (200, True)
+    assert (down.status_code, down.json()["backend"]) == (503, False)
+
+
 def test_readiness_follows_redis(redis_server, prefix, photos):
     store = RedisStore(redis_server.url, prefix=prefix)
     with running(make_service(store=store)) as url:
@@ -188,6 +201,7 @@ def test_metrics_count_uploads_and_bytes(photos):
     assert values["adacompress_bytes_sent_total"] == sum(a["bytes_sent"] for a in answers)
     assert values["adacompress_bytes_saved_total"] == sum(a["reference_bytes"] - a["bytes_sent"] for a in answers)
     assert status["daemon"]["requests"] == 2 and status["policy_version"] == "fixed:10"
+    assert values['adacompress_policy_info{version="fixed:10"}'] == 1
 
 
 def test_decisions_in_a_worker_process_match_decisions_in_process(photos):
