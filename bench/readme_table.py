@@ -132,7 +132,33 @@ def render_daemon(results_dir: Path) -> str:
     return "\n".join(parts) + "\n"
 
 
-BLOCKS = {"bench": render_rates, "decide": render_decide, "daemon": render_daemon}
+def render_proxy(results_dir: Path) -> str:
+    if not (results_dir / "proxy_load.json").is_file():
+        return ""
+    load = json.loads((results_dir / "proxy_load.json").read_text())
+    runs, uplink = load["runs"], load["uplink"]
+    parts = [f"**The proxy under load** (`bench/results/proxy_load.json`: {load['setup']}; load "
+             f"{load['machine']['load_average_1m_at_start']} at start)\n",
+             "| server | requests | throughput /s | p50 ms | p99 ms | bytes sent / received "
+             "| RSS after warm-up -> end MB |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for mode, run in runs.items():
+        parts.append(f"| {mode} | {run['requests']:,} | {run['throughput_per_s']:.1f} | {run['p50_ms']:.0f} | "
+                     f"{run['p99_ms']:.0f} | {run['bytes_sent_vs_received']:.3f} | "
+                     f"{run['rss_mb_after_warmup']:.0f} -> {run['rss_mb_at_end']:.0f} |")
+    target = load["target"]
+    parts.append(f"\n- Throughput: {load['throughput_vs_passthrough']:.0%} of the pass-through's, against a target "
+                 f"of {target['throughput_vs_passthrough']:.0%} ({'met' if target['met'] else 'missed'}): on two "
+                 "cores every request pays for the decision's five surrogate passes, which the pass-through skips "
+                 "(see \"What a decision costs\").")
+    felt = ", ".join(f"{name.replace('_', ' ')} (mean {r['mean_upload_bytes'] / 1000:.0f} kB) "
+                     f"{r['through_proxy']['p50_ms']:.0f} ms through the proxy against {r['direct']['p50_ms']:.0f} ms "
+                     "direct" for name, r in uplink.items() if isinstance(r, dict))
+    parts.append(f"- Behind a {uplink['mbit_s']:.0f} Mbit/s uplink, end-to-end p50 per request: {felt}.")
+    return "\n".join(parts) + "\n"
+
+
+BLOCKS = {"bench": render_rates, "decide": render_decide, "daemon": render_daemon, "proxy": render_proxy}
 
 
 def main() -> int:

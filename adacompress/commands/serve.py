@@ -67,8 +67,20 @@ def run(args: argparse.Namespace) -> int:
                          request_timeout_s=args.timeout_s, api_key=secret("ADACOMPRESS_API_KEY"),
                          passthrough=args.passthrough)
     service = assemble(options, config)
+    service.pool.warm_up(service.daemon.policy, _sample_jpeg())  # onnxruntime sessions built before the first client
     app = create_app(service, [dropin.mount])
     print(f"adacompress serve: {args.backend} behind http://{args.host}:{args.port} "
           f"(policy {service.daemon.policy.version[:12]}, {args.workers} decision workers)", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=30)
     return 0
+
+
+def _sample_jpeg() -> bytes:
+    """A small photo-like JPEG for warming the decision workers up."""
+    import io
+
+    from adacompress.demo_images import demo_photos
+
+    buffer = io.BytesIO()
+    demo_photos()[0].resize((320, 240)).save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()

@@ -90,7 +90,9 @@ class DecisionPool:
             policy.decide(sample)
             return
         source = PolicySource.of(policy)
-        futures = [self._executor.submit(_decide, source, sample, None, policy.limits) for _ in range(self.workers)]
+        # Twice as many tasks as workers: a worker that finishes first may take two, the rest still get one.
+        futures = [self._executor.submit(_decide, source, sample, None, policy.limits)
+                   for _ in range(2 * self.workers)]
         for future in futures:
             future.result()
 
