@@ -1,0 +1,1 @@
+"""Built-in drift scenarios as package data (read through `adacompress.envs.scenarios`)."""
