@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench bench-rate clean
+.PHONY: install demo test lint bench bench-rate bench-replay clean
 
 install: $(STAMP)
 
@@ -43,3 +43,11 @@ bench-rate: install
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+# Drift scenarios on the 500 held-out sample photos, both rule sets side by side (~10 minutes on 2 cores).
+bench-replay: install
+	for scenario in day-to-night provider-swap; do \
+	  $(VENV)/bin/adacompress replay $$scenario --backend local --images $(SAMPLE) --subset odd \
+	    --out bench/results/replay/$$scenario --no-progress || exit 1; \
+	done
+	$(PY) bench/readme_table.py

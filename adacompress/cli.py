@@ -28,7 +28,6 @@ COMMANDS: dict[str, str] = {
 PLANNED_RELEASE = {
     "train": "0.2 (the agent)", "eval": "0.2 (the agent)", "bench": "0.2 (the agent)",
     "compress": "0.2 (the agent)", "fake-cloud": "0.3 (cloud backends)",
-    "replay": "0.4 (the service)",
 }
 
 
