@@ -37,10 +37,10 @@ class TimedPolicy(LearnedPolicy):
 
     last_ms = 0.0
 
-    def decide(self, upload, size_weight=None) -> Decision:  # type: ignore[override]
+    def decide(self, upload, size_weight=None, min_rung=0) -> Decision:  # type: ignore[override]
         started = time.perf_counter_ns()
         try:
-            return super().decide(upload, size_weight)
+            return super().decide(upload, size_weight, min_rung)
         finally:
             self.last_ms = (time.perf_counter_ns() - started) / 1e6
 

@@ -110,15 +110,16 @@ class Daemon:
 
     def handle(self, upload: bytes | Image.Image | Upload) -> Served:
         """Serve one upload; a `BadImage` raises before anything is sent."""
-        policy, size_weight = self.snapshot()
+        policy, size_weight, min_rung = self.snapshot()
         image = Upload.of(upload, policy.limits)
-        decision = policy.decide(image, size_weight)
+        decision = policy.decide(image, size_weight, min_rung)
         return self.serve(policy, decision, lambda: image.encoded(policy.reference).data)
 
-    def snapshot(self) -> tuple[Policy, float | None]:
-        """The policy serving now and the dial to decide with: what a decision made elsewhere needs."""
+    def snapshot(self) -> tuple[Policy, float | None, int]:
+        """The policy serving now, the dial and the quality floor to decide with: what a decision made elsewhere
+        needs."""
         with self._lock:
-            return self.policy, self._state.size_weight
+            return self.policy, self._state.size_weight, self._state.min_rung
 
     def serve(self, policy: Policy, decision: Decision, reference: Callable[[], bytes]) -> Served:
         """Serve a decision `policy` made (here, or in a worker process); `reference()` encodes the reference

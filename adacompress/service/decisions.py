@@ -54,13 +54,14 @@ def _init_worker(onnx_threads: int) -> None:
     os.environ.setdefault("ADACOMPRESS_ONNX_SPINNING", "0")
 
 
-def _decide(source: PolicySource, data: bytes, size_weight: float | None, limits: DecodeLimits) -> Decision:
+def _decide(source: PolicySource, data: bytes, size_weight: float | None, min_rung: int,
+            limits: DecodeLimits) -> Decision:
     policy = _policies.get(source.version)
     if policy is None:
         _policies.clear()
         policy = _policies[source.version] = source.build()
     policy.limits = limits
-    return policy.decide(data, size_weight)
+    return policy.decide(data, size_weight, min_rung)
 
 
 class DecisionPool:
@@ -76,13 +77,13 @@ class DecisionPool:
         else:
             self._executor = ThreadPoolExecutor(threads, thread_name_prefix="adacompress-decide")
 
-    async def decide(self, policy: Policy, data: bytes, size_weight: float | None) -> Decision:
-        """`policy.decide(data, size_weight)`, in a worker."""
+    async def decide(self, policy: Policy, data: bytes, size_weight: float | None, min_rung: int = 0) -> Decision:
+        """`policy.decide(data, size_weight, min_rung)`, in a worker."""
         loop = asyncio.get_running_loop()
         if self.workers == 0:
-            return await loop.run_in_executor(self._executor, policy.decide, data, size_weight)
+            return await loop.run_in_executor(self._executor, policy.decide, data, size_weight, min_rung)
         return await loop.run_in_executor(self._executor, _decide, PolicySource.of(policy), data, size_weight,
-                                          policy.limits)
+                                          min_rung, policy.limits)
 
     def warm_up(self, policy: Policy, sample: bytes) -> None:
         """Build the policy (and its onnxruntime sessions) in every worker before the first request."""
@@ -91,7 +92,7 @@ class DecisionPool:
             return
         source = PolicySource.of(policy)
         # Twice as many tasks as workers: a worker that finishes first may take two, the rest still get one.
-        futures = [self._executor.submit(_decide, source, sample, None, policy.limits)
+        futures = [self._executor.submit(_decide, source, sample, None, 0, policy.limits)
                    for _ in range(2 * self.workers)]
         for future in futures:
             future.result()

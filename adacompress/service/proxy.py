@@ -130,9 +130,9 @@ class ProxyService:
             answer = ProxyAnswer(recognition, "as-sent", len(body), len(body), "passthrough", None)
             self._count(answer, route)
             return answer
-        policy, size_weight = self.daemon.snapshot()
+        policy, size_weight, min_rung = self.daemon.snapshot()
         started = time.perf_counter()
-        decision = await self.pool.decide(policy, body, size_weight)
+        decision = await self.pool.decide(policy, body, size_weight, min_rung)
         self.metrics.decide_seconds.observe(time.perf_counter() - started)
         served = await run_in_threadpool(self.daemon.serve, policy, decision,
                                          lambda: Upload.of(body, policy.limits).encoded(policy.reference).data)

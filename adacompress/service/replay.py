@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,12 +146,14 @@ def _in_process(rules_name: str, options: ReplayOptions, backends: _Backends, sc
 
 
 def _learner(store, registry):
+    """A learner that retrains only when the daemon asks: the stream is too short for unasked retrains to
+    validate on enough real uploads (a few dozen), and a candidate that passes on so few can serve worse."""
     import torch
 
     from adacompress.agents.learner import Learner, LearnerConfig
 
     torch.set_num_threads(1)
-    return Learner(store, registry, config=LearnerConfig(min_new_transitions=300, min_transitions=50))
+    return Learner(store, registry, config=LearnerConfig(min_new_transitions=sys.maxsize, min_transitions=50))
 
 
 def _through_proxy(url: str):

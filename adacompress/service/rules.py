@@ -76,6 +76,9 @@ class DaemonState:
     """The accuracy dial: the known-cost head's weight on bytes (None: the policy has no dial)."""
     base_size_weight: float | None = None
     """The serving policy's own size weight, which the dial's range is relative to."""
+    min_rung: int = 0
+    """The quality floor: decisions choose this rung or above (raised when the dial alone cannot hold the
+    target, as when the policy is confidently wrong and no size weight changes its mind)."""
     estimated_share: float = 0.0
     """Recent share of requests served as estimates (their answers are the reference's: always kept)."""
     estimated_share_raw: float = 0.0
@@ -151,7 +154,7 @@ class DaemonState:
                 "window": len(self.hits), "requests": self.requests, "estimates": self.estimates,
                 "estimate_failures": self.estimate_failures, "transitions": self.transitions,
                 "retrain_requests": self.retrain_requests, "target_accuracy": self.target_accuracy,
-                "size_weight": self.size_weight, "estimated_share": self.estimated_share,
+                "size_weight": self.size_weight, "min_rung": self.min_rung, "estimated_share": self.estimated_share,
                 "estimated_accuracy": served[0] if served else None,
                 "accuracy_interval": list(served[1:]) if served else None,
                 "predicted_miss": self.predicted_miss, "drift_score": self.drift.score if self.drift else None,
@@ -280,6 +283,11 @@ class TargetRules:
       `p_est_alert` for `alert_requests` requests at a cold start or a new policy (its accuracy on this
       traffic is unknown), on an input-drift alarm (the observations moved: night, fog, a new camera), and
       while the accuracy's 95% interval lies wholly below the target.
+    - **The quality floor.** A policy that is confidently wrong (every rung's hit probability near 1 on photos
+      unlike its training set) ignores the dial. So when the dial is at its lowest and the interval still lies
+      below the target, the lowest rung decisions may choose goes up by one, and the window starts afresh to
+      judge the new floor; it comes down by one when the interval lies wholly above the target. An input-drift
+      alarm or a new policy resets it, with the dial: their evidence was about another regime.
     - **Retraining** is requested when the dial is at its lowest and the interval still lies below the
       target (the dial alone cannot hold it); it stops once the interval reaches the target again.
     - **Labels.** With answers nearly monotone in quality, a hit at the uploaded rung labels the rungs above
@@ -304,6 +312,8 @@ class TargetRules:
     """Lowest and highest size_weight, as multiples of the policy's own."""
     min_rate_share: float = 0.1
     """Lowest chance of an estimate for a request the policy is sure of, as a share of the base rate."""
+    max_min_rung: int = 10
+    """Highest quality floor, a rung index (the policy clips it to its ladder)."""
     max_weight: float = 3.0
     """Cap on an estimate's weight in the dial's step (not in the accuracy estimate): a rare miss where the
     policy was sure moves the dial, but not wildly. It leans the dial toward the unsure requests, so a
@@ -339,6 +349,8 @@ class TargetRules:
                              hit_probability: float | None) -> float:
         if state.drift is not None and observation is not None and state.drift.update(observation):
             state.alert_remaining = max(state.alert_remaining, self.alert_requests)
+            state.min_rung, state.size_weight = 0, state.base_size_weight  # learned about the old regime
+            state.forget()
         if state.alert_remaining > 0:
             state.alert_remaining -= 1
         alert = state.alert_remaining > 0 or state.mode == "retrain"
@@ -361,10 +373,16 @@ class TargetRules:
             at_lowest = state.size_weight <= low * (1 + 1e-9)
         if len(state.hits) < self.min_scored:
             return None
-        _, _, upper = state.accuracy_interval()
+        _, lower, upper = state.accuracy_interval()
         failing = upper < self.target_accuracy
         if failing:
             state.alert_remaining = max(state.alert_remaining, self.alert_requests)
+        if failing and at_lowest and state.min_rung < self.max_min_rung:
+            state.min_rung += 1
+            state.forget()
+        elif lower > self.target_accuracy and state.min_rung > 0:
+            state.min_rung -= 1
+            state.forget()
         if state.mode == "inference" and failing and at_lowest:
             state.mode, state.retrain_requested = "retrain", True
             state.retrain_requests += 1
@@ -376,6 +394,7 @@ class TargetRules:
 
     def on_policy_change(self, state: DaemonState, size_weight: float | None) -> None:
         state.size_weight = state.base_size_weight = size_weight
+        state.min_rung = 0
         state.forget()
         state.alert_remaining = max(state.alert_remaining, self.alert_requests)
 

@@ -190,3 +190,35 @@ def test_a_drift_alarm_raises_the_estimate_rate_before_any_answer_is_lost():
     assert state.p_est == 0.01 and state.scored == 0
     rates = [rules.estimate_probability(state, x, None) for x in _stream(rng, 100, shift=2.0)]
     assert 0.5 in rates and state.scored == 0 and state.drift is not None and state.drift.alarms == 1
+
+
+def test_a_confidently_wrong_policy_gets_a_quality_floor_when_the_dial_cannot_help():
+    # The dial changes nothing (a saturated network); each rung of floor keeps 4 more points of the answers.
+    rules = TargetRules(target_accuracy=0.98, alert_requests=0, p_est_floor=0.3, drift=None)
+    state = rules.initial_state(0.4)
+    rng = np.random.default_rng(0)
+    served = []
+    for _ in range(20_000):
+        probability = rules.estimate_probability(state, None, None)
+        estimate = bool(rng.random() < probability)
+        state.note_request(estimate)
+        kept = bool(rng.random() < min(1.0, 0.86 + 0.04 * state.min_rung))
+        if estimate:
+            rules.on_estimate(state, kept, 0.0, probability)
+        served.append(True if estimate else kept)
+    assert state.min_rung >= 3  # 0.98 needs the floor at 3 (0.98) or 4 (1.0)
+    assert np.mean(served[-5_000:]) >= 0.97
+    assert state.retrain_requests >= 1  # the floor is a stopgap; the policy itself must learn
+
+
+def test_a_drift_alarm_resets_the_floor_and_the_dial():
+    rules = TargetRules()
+    state = rules.initial_state(0.4)
+    state.min_rung, state.size_weight = 3, 0.05
+    rng = np.random.default_rng(0)
+    for x in _stream(rng, 600):
+        rules.estimate_probability(state, x, None)
+    assert (state.min_rung, state.size_weight) == (3, 0.05)  # no drift, nothing reset
+    for x in _stream(rng, 100, shift=2.0):
+        rules.estimate_probability(state, x, None)
+    assert (state.min_rung, state.size_weight) == (0, 0.4)
