@@ -158,7 +158,35 @@ def render_proxy(results_dir: Path) -> str:
     return "\n".join(parts) + "\n"
 
 
-BLOCKS = {"bench": render_rates, "decide": render_decide, "daemon": render_daemon, "proxy": render_proxy}
+def render_replay(results_dir: Path) -> str:
+    parts = []
+    for name in ("day-to-night", "provider-swap"):
+        folder = results_dir / "replay" / name
+        if not (folder / "summary.json").is_file():
+            continue
+        summary = json.loads((folder / "summary.json").read_text())
+        rows = [json.loads(line) for line in (folder / "timeline.jsonl").read_text().splitlines()]
+        parts.append(f"**`{name}`** (`bench/results/replay/{name}/`: the held-out sample photos, local backend, "
+                     "`pretrained:local-lite2`, both rule sets on the same stream; accuracy scored offline on "
+                     "every image)\n")
+        parts.append("| rules | phase | images | accuracy | bytes / reference | extra calls (estimates) | "
+                     "extra calls, last 100 of the phase | retrains | images to recover |")
+        parts.append("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+        for rules, result in summary["rules"].items():
+            for phase in result["phases"]:
+                mine = [r for r in rows if r["rules"] == rules and r["phase"] == phase["phase"]][-100:]
+                tail = sum(r["estimated"] for r in mine) / len(mine)
+                recover = phase["images_to_recover"]
+                parts.append(f"| {rules} | {phase['phase']} | {phase['images']} | {phase['accuracy']:.3f} | "
+                             f"{phase['bytes_vs_reference']:.3f} | {phase['estimate_calls_overhead']:.0%} | "
+                             f"{tail:.0%} | {phase['retrains']} | {'-' if recover is None else recover} |")
+        parts.append(f"\n![{name}: rolling accuracy and bytes, both rule sets]"
+                     f"(bench/results/replay/{name}/timeline.png)\n")
+    return "\n".join(parts)
+
+
+BLOCKS = {"bench": render_rates, "decide": render_decide, "daemon": render_daemon, "proxy": render_proxy,
+          "replay": render_replay}
 
 
 def main() -> int:
