@@ -86,3 +86,22 @@ def test_images_to_recover_counts_to_the_first_window_back_within_five_points():
     assert _recovery(before + after, 100) == 78
     assert _recovery(before + [{"hit": True}] * 60, 100) == RECOVERY_WINDOW
     assert _recovery(before + [{"hit": False}] * 60, 100) is None
+
+
+def test_a_replay_through_a_running_proxy_uses_its_daemon(scenario_and_photos, tmp_path):
+    from _proxy_server import make_service, running
+
+    from adacompress.images import ImageSet
+    from adacompress.service.assemble import ServeOptions
+    from adacompress.service.replay import write_outputs
+
+    scenario_file, folder = scenario_and_photos
+    scenario = load_scenario(scenario_file)
+    service = make_service(ServeOptions(backend="local:lite0", workers=0))
+    with running(service) as url:
+        timelines = replay(scenario, ImageSet.from_folder(folder), ReplayOptions(backend="local:lite0", proxy=url))
+    assert list(timelines) == ["proxy"] and len(timelines["proxy"]) == 16
+    assert service.daemon.state.requests == 16  # every image went through the proxy's daemon
+    assert all(row["action"].startswith("jpeg:") for row in timelines["proxy"])
+    summary = write_outputs(scenario, timelines, tmp_path / "out")
+    assert summary["rules"]["proxy"]["whole"]["images"] == 16
