@@ -268,3 +268,14 @@ def test_passthrough_forwards_the_bytes_as_sent(photos):
         answer = httpx.post(f"{url}/v1/recognize", content=body, timeout=30).json()
     assert backend.received == [body]
     assert (answer["action"], answer["bytes_sent"], answer["estimated"]) == ("as-sent", len(body), False)
+
+
+def test_serve_learn_runs_the_learner_beside_the_daemon_until_the_service_closes():
+    def learners() -> list[threading.Thread]:
+        return [t for t in threading.enumerate() if t.name == "adacompress-learner" and t.is_alive()]
+
+    before = len(learners())
+    service = make_service(ServeOptions(backend="local:lite0", workers=0, learn=True, learn_interval_s=0.05))
+    assert len(learners()) == before + 1
+    service.close()
+    assert len(learners()) == before
