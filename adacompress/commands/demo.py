@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 from adacompress.cloud_backends.base import Label, Recognition
-from adacompress.cloud_backends.registry import create_backend
 from adacompress.codec import REFERENCE_ACTION, encode
 from adacompress.commands._common import load_images
 from adacompress.demo_images import demo_image_set
@@ -45,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     uploads = [_jpeg(images, i) for i in range(len(images))]
     service = assemble(ServeOptions(backend=args.backend, policy=args.agent, workers=args.workers),
                        store=EmbeddedStore("demo:"))
-    judge, scoring = create_backend(args.backend), Scoring()
+    judge, scoring = service.backend, Scoring()  # the reference answers come from the same upstream
     print(f"adacompress demo: {len(images)} photos through the proxy (backend {args.backend}, policy "
           f"{args.agent}, embedded store: no Redis or cloud account needed)")
     sent_total = reference_total = kept = estimates = answered = 0

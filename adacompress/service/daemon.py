@@ -99,6 +99,11 @@ class Daemon:
         with self._lock:
             return copy.deepcopy(self._state)
 
+    def state_json(self) -> dict[str, Any]:
+        """The state as `DaemonState.to_json` gives it, read under the lock without copying the window."""
+        with self._lock:
+            return self._state.to_json()
+
     def set_policy(self, policy: Policy) -> None:
         """Serve `policy` from the next request on (a `PolicyWatcher`'s `on_change`); the dial restarts from its own."""
         with self._lock:

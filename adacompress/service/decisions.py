@@ -76,21 +76,29 @@ class DecisionPool:
                                                  initargs=(onnx_threads,))
         else:
             self._executor = ThreadPoolExecutor(threads, thread_name_prefix="adacompress-decide")
+        self._source: PolicySource | None = None
 
     async def decide(self, policy: Policy, data: bytes, size_weight: float | None, min_rung: int = 0) -> Decision:
         """`policy.decide(data, size_weight, min_rung)`, in a worker."""
         loop = asyncio.get_running_loop()
         if self.workers == 0:
             return await loop.run_in_executor(self._executor, policy.decide, data, size_weight, min_rung)
-        return await loop.run_in_executor(self._executor, _decide, PolicySource.of(policy), data, size_weight,
+        return await loop.run_in_executor(self._executor, _decide, self._source_of(policy), data, size_weight,
                                           min_rung, policy.limits)
+
+    def _source_of(self, policy: Policy) -> PolicySource:
+        """The policy as workers build it, serialized once per version rather than once per request."""
+        source = self._source
+        if source is None or source.version != policy.version:
+            source = self._source = PolicySource.of(policy)
+        return source
 
     def warm_up(self, policy: Policy, sample: bytes) -> None:
         """Build the policy (and its onnxruntime sessions) in every worker before the first request."""
         if self.workers == 0:
             policy.decide(sample)
             return
-        source = PolicySource.of(policy)
+        source = self._source_of(policy)
         # Twice as many tasks as workers: a worker that finishes first may take two, the rest still get one.
         futures = [self._executor.submit(_decide, source, sample, None, 0, policy.limits)
                    for _ in range(2 * self.workers)]

@@ -148,14 +148,13 @@ class ProxyService:
         if answer.mode == "estimate":
             m.estimate_bytes.inc(answer.reference_bytes)
         m.backend_seconds.observe(answer.recognition.latency_s)
-        state = self.daemon.state
-        m.p_est.set(state.p_est)
-        m.estimated_share.set(state.estimated_share)
-        if state.size_weight is not None:
-            m.size_weight.set(state.size_weight)
-        served_accuracy = state.served_accuracy()
-        if served_accuracy is not None:
-            m.estimated_accuracy.set(served_accuracy[0])
+        state = self.daemon.state_json()
+        m.p_est.set(state["p_est"])
+        m.estimated_share.set(state["estimated_share"])
+        if state["size_weight"] is not None:
+            m.size_weight.set(state["size_weight"])
+        if state["estimated_accuracy"] is not None:
+            m.estimated_accuracy.set(state["estimated_accuracy"])
         m.cache_hits.set(self.backend.stats.snapshot().get("cache_hits", 0))
         if answer.policy_version is not None and answer.policy_version != self._version_shown:
             self._version_shown = answer.policy_version
@@ -178,7 +177,7 @@ class ProxyService:
     def status(self) -> dict[str, Any]:
         return {"backend": self.backend.name, "policy_version": self.daemon.policy.version,
                 "workers": self.pool.workers, "in_flight": self.in_flight, "replica": self.daemon.replica,
-                "daemon": self.daemon.state.to_json()}
+                "daemon": self.daemon.state_json()}
 
     def close(self) -> None:
         """Stop the helpers (watcher, learner), the workers and the daemon, send what transitions wait, close."""
@@ -237,11 +236,16 @@ def error_response(error: ProxyError) -> JSONResponse:
     return JSONResponse({"error": {"code": error.code, "message": str(error)}}, error.status, headers=headers)
 
 
-async def read_body(request: Request, limit_bytes: int) -> bytes:
-    """The request body, refused with 413 as soon as it passes `limit_bytes` (never buffered beyond)."""
+def check_declared_length(request: Request, limit_bytes: int) -> None:
+    """Refuse with 413 a body whose declared length is over the limit, before reading any of it."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit_bytes:
         raise ProxyError(413, "upload_too_large", f"body of {int(declared)} bytes; the limit is {limit_bytes}")
+
+
+async def read_body(request: Request, limit_bytes: int) -> bytes:
+    """The request body, refused with 413 as soon as it passes `limit_bytes` (never buffered beyond)."""
+    check_declared_length(request, limit_bytes)
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
@@ -254,9 +258,7 @@ async def read_body(request: Request, limit_bytes: int) -> bytes:
 async def image_of(request: Request, limit_bytes: int) -> bytes:
     """The image in a raw body, or in the multipart field `image`."""
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit_bytes:
-            raise ProxyError(413, "upload_too_large", f"body of {int(declared)} bytes; the limit is {limit_bytes}")
+        check_declared_length(request, limit_bytes)
         form = await request.form(max_part_size=limit_bytes)
         part = form.get("image")
         if part is None or isinstance(part, str):

@@ -522,9 +522,9 @@ def test_error_reply_has_the_documented_status_and_code(provider, kind):
 def test_the_real_client_reads_each_error_as_the_right_typed_error(provider, kind, monkeypatch, images):
     fmt = for_name(provider)
     backend = client(provider, monkeypatch, lambda request: serve(fmt, request, fail=lambda: fmt.error_reply(kind)))
-    with pytest.raises(Exception) as caught:
+    with pytest.raises(CLIENT_SEES[kind][provider]) as caught:
         backend.recognize(images.jpeg())
-    assert type(caught.value) is CLIENT_SEES[kind][provider], caught.value
+    assert type(caught.value) is CLIENT_SEES[kind][provider], caught.value  # that class, not a subclass
 
 
 @pytest.mark.parametrize("provider", sorted(PROVIDERS))

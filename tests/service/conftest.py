@@ -7,7 +7,6 @@ refused connections, not mocks. Agent files are built from numpy weights, so not
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -23,16 +22,11 @@ from adacompress.agents.agent_file import AgentConfig, AgentFile
 from adacompress.codec import DEFAULT_LADDER, REFERENCE_ACTION, Ladder
 from adacompress.features import make_featurizer
 from adacompress.scoring import Scoring
+from adacompress.service.proxy_runner import free_port
 from adacompress.service.store import EmbeddedStore, RedisStore, Store
 
 # The proxy tests share `_proxy_server.py`; under --import-mode=importlib nothing puts this folder on the path.
 sys.path.insert(0, str(Path(__file__).parent))
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def poll_until(condition: Callable[[], bool], timeout_s: float, interval_s: float = 0.01) -> bool:
@@ -51,7 +45,7 @@ class RedisServer:
     def __init__(self, directory: Path) -> None:
         binary = shutil.which("redis-server")
         assert binary is not None, "redis-server must be installed (apt-get install redis-server)"
-        self.binary, self.directory, self.port = binary, directory, _free_port()
+        self.binary, self.directory, self.port = binary, directory, free_port()
         self.process: subprocess.Popen | None = None
 
     @property

@@ -279,3 +279,12 @@ def test_serve_learn_runs_the_learner_beside_the_daemon_until_the_service_closes
     assert len(learners()) == before + 1
     service.close()
     assert len(learners()) == before
+
+
+def test_a_request_past_its_deadline_answers_504(photos):
+    backend = RecordingBackend()
+    backend.gate.clear()  # the upstream never answers in time
+    with running(make_service(config=ProxyConfig(request_timeout_s=0.5), backend=backend)) as url:
+        late = httpx.post(f"{url}/v1/recognize", content=jpeg(photos[0]), timeout=30)
+        backend.gate.set()
+    assert late.status_code == 504 and late.json()["error"]["code"] == "deadline_exceeded"
