@@ -4,11 +4,15 @@ The env, the evaluator and the oracle all read outcomes through one `OutcomeTabl
 upload is sent at most once per run: sizes come from local encoding (free), and only the
 reference and the compressed answers cost backend calls.
 
-With `monotone=True` (training), answers are assumed monotone in the ladder (one that survives
-q=15 survives above it): the lowest surviving rung is found by a galloping search from the
-cheapest rung (1, 1, 2, 4, ... rungs up, then bisection), which costs one or two calls for the
-usual image that survives a low quality and at most about 2*log2 of the ladder for the rest.
-The other rungs are inferred; rungs actually uploaded keep their real answer.
+With `monotone=True` (training), answers are assumed monotone in quality (one that survives q=15
+survives above it) and in size (one that survives at a 192 px cap survives at 256 px and at full
+size). Per run of one codec and size cap, the lowest surviving quality is found by a galloping
+search from the cheapest rung (1, 1, 2, 4, ... rungs up, then bisection), which costs one or two
+calls for the usual image that survives a low quality and at most about 2*log2 of the run for the
+rest. Runs are searched from the largest size down, each starting at the quality that survived one
+size up (lower qualities already lost there), so each smaller size usually costs one call, and once
+a size loses at every quality the smaller ones cost none. Other rungs are inferred; rungs actually
+uploaded keep their real answer.
 """
 
 from __future__ import annotations
@@ -139,30 +143,54 @@ class OutcomeTable:
         return self.scoring.hit(self.reference(index)[0], self.answer(index, self.ladder[action_index]))
 
     def _search(self, index: int) -> list[bool]:
-        n, actions = len(self.ladder), self.ladder.actions
-        lo, hi = -1, actions.index(self.reference_action) if self.reference_action in actions else n - 1
-        for a in range(hi + 1):  # answers already paid for narrow the search for free
-            if self.known(index, a):
-                if self._real_hit(index, a):
-                    hi = min(hi, a)
+        actions = self.ladder.actions
+        hits: list[bool] = [False] * len(actions)
+        survived_at: dict[str, int | None] = {}
+        """Per codec, the lowest surviving quality one size up (None: nothing survived there)."""
+        for run in self._runs_largest_first():
+            codec = actions[run[0]].codec
+            floor = survived_at.get(codec, 0)
+            first = len(run) if floor is None else self._search_run(index, run, floor)
+            survived_at[codec] = actions[run[first]].quality if first < len(run) else None
+            for position, rung in enumerate(run):
+                hits[rung] = self._real_hit(index, rung) if self.known(index, rung) else position >= first
+        return hits
+
+    def _runs_largest_first(self) -> list[list[int]]:
+        """The ladder's runs of one codec and size cap, qualities ascending, full size first, then larger caps first."""
+        actions = self.ladder.actions
+        runs = [sorted(run, key=lambda rung: actions[rung].quality) for run in self.ladder.groups]
+        return sorted(runs, key=lambda run: (actions[run[0]].short_side > 0, -actions[run[0]].short_side))
+
+    def _search_run(self, index: int, run: list[int], floor_quality: int) -> int:
+        """Position in `run` of its lowest surviving rung (len(run): none); qualities under `floor_quality` count as
+        lost (they were lost one size up)."""
+        actions = self.ladder.actions
+        lo = max((p for p, rung in enumerate(run) if actions[rung].quality < floor_quality), default=-1)
+        hi = run.index(actions.index(self.reference_action)) if self.reference_action in (actions[r] for r in run) \
+            else len(run)
+        for position, rung in enumerate(run[:hi + 1]):  # answers already paid for narrow the search for free
+            if self.known(index, rung):
+                if self._real_hit(index, rung):
+                    hi = min(hi, position)
                 else:
-                    lo = max(lo, a)
+                    lo = max(lo, position)
         lo = min(lo, hi - 1)  # non-monotone evidence: trust the lowest real hit
         gap, probes = 1, 0
         while hi - lo > 1:
             probe = min(lo + gap, hi - 1)
-            if self._real_hit(index, probe):
+            if self._real_hit(index, run[probe]):
                 hi = probe
                 break
             lo, probes = probe, probes + 1
             gap = gap * 2 if probes >= 2 else 1
         while hi - lo > 1:
             mid = (lo + hi) // 2
-            if self._real_hit(index, mid):
+            if self._real_hit(index, run[mid]):
                 hi = mid
             else:
                 lo = mid
-        return [self._real_hit(index, a) if self.known(index, a) else a >= hi for a in range(n)]
+        return hi
 
     def known(self, index: int, action_index: int) -> bool:
         """Whether the outcome is already paid for (no backend call needed)."""

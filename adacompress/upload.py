@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from PIL import Image
 
-from adacompress.codec import Action, Encoded, encode
+from adacompress.codec import Action, Encoded, encode, resize_for
 from adacompress.images import DEFAULT_LIMITS, DecodeLimits, decode, to_rgb
 
 WORKING_VIEW_PX = 320
@@ -27,6 +27,7 @@ class Upload:
         self.name = name
         self._encoded: dict[Action, Encoded] = {}
         self._reduced: dict[int, Upload] = {}
+        self._capped: dict[int, Image.Image] = {}
 
     @classmethod
     def of(cls, upload: bytes | Image.Image | Upload, limits: DecodeLimits = DEFAULT_LIMITS) -> Upload:
@@ -44,10 +45,18 @@ class Upload:
         return self.image.width * self.image.height
 
     def encoded(self, action: Action) -> Encoded:
-        """The full-size image at `action`, encoded on first use."""
+        """The image at `action` (full size, or downscaled under its size cap), encoded on first use."""
         if action not in self._encoded:
-            self._encoded[action] = encode(self.image, action)
+            self._encoded[action] = encode(self.capped(action), action)
         return self._encoded[action]
+
+    def capped(self, action: Action) -> Image.Image:
+        """What `action` encodes: the image, or its copy downscaled to the action's size cap (made once per cap)."""
+        if not action.short_side or min(self.image.size) <= action.short_side:
+            return self.image
+        if action.short_side not in self._capped:
+            self._capped[action.short_side] = resize_for(self.image, action)
+        return self._capped[action.short_side]
 
     def working(self) -> Upload:
         """The working copy (`WORKING_VIEW_PX`): what everything but the final encode looks at."""

@@ -157,3 +157,53 @@ def test_action_validates_itself(codec, quality):
 def test_empty_ladder_is_rejected():
     with pytest.raises(LadderError, match="at least one"):
         Ladder(())
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("jpeg:25", Action("jpeg", 25)),
+    ("25", Action("jpeg", 25)),
+    ("jpeg:25@256", Action("jpeg", 25, 256)),
+    (" JPEG:10 @ 128", Action("jpeg", 10, 128)),
+])
+def test_action_parse_reads_labels(text, expected):
+    assert Action.parse(text) == expected
+    assert Action.parse(expected.label) == expected
+
+
+@pytest.mark.parametrize("text, named", [("jpeg:25@8", "below 16"), ("jpeg:25@big", "codec:quality"),
+                                         ("jpeg:x", "codec:quality"), ("gif:25", "'gif'")])
+def test_action_parse_errors_name_the_problem(text, named):
+    with pytest.raises(LadderError, match=named):
+        Action.parse(text)
+
+
+def test_size_caps_shrink_the_short_side_keep_the_aspect_and_never_upscale():
+    capped = Action("jpeg", 25, 256)
+    assert capped.target_size((4000, 3000)) == (341, 256)
+    assert capped.target_size((300, 1200)) == (256, 1024)
+    assert capped.target_size((200, 150)) == (200, 150)
+    assert Action("jpeg", 25).target_size((4000, 3000)) == (4000, 3000)
+
+
+def test_a_capped_encoding_has_the_capped_size_and_costs_fewer_bytes(textured_image):
+    image = textured_image.resize((640, 480))
+    capped = encode(image, Action("jpeg", 25, 120))
+    decoded = Image.open(io.BytesIO(capped.data))
+    assert decoded.size == (160, 120)
+    assert capped.info.bits_per_pixel == pytest.approx(8 * capped.info.bytes / (160 * 120))
+    assert capped.info.bytes < encode(image, Action("jpeg", 25)).info.bytes / 4
+    assert encode(image, Action("jpeg", 25, 960)).data == encode(image, Action("jpeg", 25)).data  # no upscale
+
+
+@pytest.mark.parametrize("spec", ["jpeg:5,15;jpeg:5,25@256;jpeg:10@128",
+                                  pytest.param("jpeg:5@192;webp:30@192", marks=needs_webp)])
+def test_ladder_specs_with_size_caps_round_trip(spec):
+    ladder = Ladder.parse(spec)
+    assert ladder.spec == spec
+    assert Ladder.parse(ladder.spec) == ladder
+
+
+def test_ladder_groups_are_the_runs_of_one_codec_and_cap():
+    ladder = Ladder.parse("jpeg:5,15;jpeg:10,25@256;jpeg:35")
+    assert ladder.groups == [[0, 1, 4], [2, 3]]
+    assert ladder[2] == Action("jpeg", 10, 256)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from adacompress.codec import DEFAULT_LADDER, REFERENCE_ACTION, encode
+from adacompress.codec import DEFAULT_LADDER, REFERENCE_ACTION, Action, encode
 from adacompress.rate import estimate_bytes, estimate_ratios
 from adacompress.upload import WORKING_VIEW_PX, Upload
 from tests.conftest import textured
@@ -47,3 +47,16 @@ def test_the_copy_stays_small_for_large_images():
     upload = Upload(Image.new("RGB", (6000, 4000), (10, 200, 30)))
     estimate_ratios(upload, DEFAULT_LADDER.actions, REFERENCE_ACTION)
     assert WORKING_VIEW_PX <= min(upload.working().image.size) < 2 * WORKING_VIEW_PX
+
+
+def test_capped_sizes_of_a_large_photo_are_read_off_the_working_copy(photos):
+    large = mosaic(photos, 0)
+    upload = Upload(large)
+    for action in (Action("jpeg", 15, 256), Action("jpeg", 25, 192)):
+        real = encode(large, action).info.bytes
+        assert estimate_bytes(upload, action) == pytest.approx(real, rel=0.1)
+    between = Action("jpeg", 25, 900)  # a cap above the working copy: scaled by pixels
+    assert estimate_bytes(upload, between) == pytest.approx(encode(large, between).info.bytes, rel=0.25)
+    ratios = estimate_ratios(upload, (Action("jpeg", 25, 192), Action("jpeg", 25, 256), Action("jpeg", 25)),
+                             REFERENCE_ACTION)
+    assert np.all(np.diff(ratios) > 0)  # more pixels, more bytes

@@ -52,3 +52,12 @@ def test_bytes_are_decoded_safely_with_typed_errors():
 
 def test_non_rgb_images_become_rgb():
     assert Upload(Image.new("L", (40, 30), 128)).image.mode == "RGB"
+
+
+def test_capped_actions_share_one_downscaled_copy_per_cap():
+    upload = Upload(textured(1, (800, 600)))
+    first = upload.encoded(Action("jpeg", 10, 300))
+    assert upload.capped(Action("jpeg", 25, 300)) is upload.capped(Action("jpeg", 10, 300))
+    assert upload.capped(Action("jpeg", 25, 300)).size == (400, 300)
+    assert upload.capped(Action("jpeg", 25, 900)) is upload.image
+    assert first.data == encode(upload.image, Action("jpeg", 10, 300)).data

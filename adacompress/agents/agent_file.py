@@ -123,10 +123,9 @@ class AgentFile:
         try:
             config_fields = dict(header["config"])
             config_fields["net_arch"] = tuple(config_fields["net_arch"])
-            codec, _, quality = header["reference"].partition(":")
             scoring_fields = dict(header["scoring"])
             scoring = Scoring(rule=HitRule(scoring_fields.pop("rule")), **scoring_fields)
-            agent = cls(AgentConfig(**config_fields), Ladder.parse(header["ladder"]), Action(codec, int(quality)),
+            agent = cls(AgentConfig(**config_fields), Ladder.parse(header["ladder"]), Action.parse(header["reference"]),
                         scoring, int(header["observation_dim"]), weights, dict(header.get("metadata", {})))
             agent.weights()  # a readable npz without pickles, or an error now rather than at the first request
         except (KeyError, TypeError, ValueError) as exc:

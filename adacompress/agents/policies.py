@@ -96,7 +96,13 @@ class FixedPolicy(Policy):
     def __init__(self, action: Action, reference: Action = REFERENCE_ACTION) -> None:
         super().__init__(Ladder((action,)), reference)
         self.action = action
-        self.name = self.version = f"fixed:{action.quality}" if action.codec == "jpeg" else f"fixed:{action.label}"
+        self.name = self.version = self.spec_for(action)
+
+    @staticmethod
+    def spec_for(action: Action) -> str:
+        """`fixed:25` for a plain JPEG quality, else `fixed:LABEL` (`fixed:webp:30`, `fixed:jpeg:25@256`)."""
+        plain = action.codec == "jpeg" and not action.short_side
+        return f"fixed:{action.quality}" if plain else f"fixed:{action.label}"
 
     def _choose(self, upload: Upload, size_weight: float | None, min_rung: int) -> tuple[int, None, None]:
         return 0, None, None
@@ -157,14 +163,14 @@ def load_policy(source: str | Path | bytes, name: str | None = None) -> LearnedP
 
 
 def policy_from_spec(spec: str, ladder: Ladder, seed: int = 0) -> Policy:
-    """`fixed:Q` (JPEG quality) or `fixed:codec:Q`, `random`, `pretrained:NAME`, or an agent file."""
+    """`fixed:Q` (JPEG quality), `fixed:codec:Q[@SHORT_SIDE]`, `random`, `pretrained:NAME`, or an agent file."""
     kind, _, arg = spec.partition(":")
     if kind == "fixed":
-        codec, _, quality = arg.rpartition(":")
         try:
-            return FixedPolicy(Action(codec or "jpeg", int(quality)))
+            return FixedPolicy(Action.parse(arg))
         except ValueError as exc:
-            raise PolicyError(f"policy {spec!r}: expected fixed:QUALITY, e.g. fixed:15 ({exc})") from exc
+            raise PolicyError(f"policy {spec!r}: expected fixed:QUALITY, e.g. fixed:15 or fixed:jpeg:25@256 "
+                              f"({exc})") from exc
     if kind == "random":
         return RandomPolicy(ladder, seed)
     if kind == "oracle":

@@ -13,6 +13,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from adacompress.cloud_backends.limits import ImageLimits
 from adacompress.errors import AdaCompressError, BadImage
 
 __all__ = [
@@ -129,6 +130,9 @@ class VisionBackend(ABC):
     """Who pays for the calls (a digest, never a secret): shared limits are kept per account."""
     reports_model_version: bool = False
     """Whether answers name the provider's model version (see `model_version`)."""
+    limits: ImageLimits | None = None
+    """What one upload may be (formats, sides, bytes); None: anything Pillow writes (the local backend).
+    Wrapping layers pass their inner client's through, so `check_ladder` sees the provider's from the stack."""
 
     def __init__(self, max_labels: int = 10, min_score: float = 0.0) -> None:
         self.max_labels = max_labels

@@ -79,6 +79,7 @@ class CachedBackend(VisionBackend):
         super().__init__(max_labels=inner.max_labels, min_score=0.0)
         self.inner = inner
         self.name = inner.name
+        self.limits = inner.limits
         self.cache = cache
         self.params = params
         self.versioned = self._raw().reports_model_version

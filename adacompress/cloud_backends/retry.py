@@ -109,6 +109,7 @@ class ResilientBackend(VisionBackend):
         super().__init__(max_labels=inner.max_labels, min_score=0.0)
         self.inner = inner
         self.name = inner.name
+        self.limits = inner.limits
         self.policy = policy or RetryPolicy()
         store = store or LocalLimitStore()
         scope = f"{self.name}:{inner.account or 'default'}"

@@ -9,10 +9,11 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from adacompress.cloud_backends.acceptance import check_ladder
 from adacompress.cloud_backends.base import VisionBackend
 from adacompress.cloud_backends.cost import CostReport
 from adacompress.cloud_backends.registry import create_backend
-from adacompress.codec import DEFAULT_LADDER, Ladder
+from adacompress.codec import DEFAULT_LADDER, Action, Ladder, LadderError
 from adacompress.errors import AdaCompressError
 from adacompress.evaluation import EvalResult, skipped_images
 from adacompress.images import DecodeLimits, ImageSet
@@ -69,11 +70,21 @@ def ladder_from_args(args: argparse.Namespace) -> Ladder:
     return Ladder.parse(args.ladder)
 
 
-def backend_from_args(args: argparse.Namespace) -> VisionBackend:
+def backend_from_args(args: argparse.Namespace, actions: Ladder | Iterable[Action]) -> VisionBackend:
+    """The `--backend`, refused (`LadderError`) before any upload when it cannot take one of `actions`.
+
+    `actions` is everything the command will upload: its ladder, and the reference action beside it.
+    """
     try:
-        return create_backend(args.backend)
+        backend = create_backend(args.backend)
     except KeyError as exc:
         raise AdaCompressError(str(exc)) from exc
+    try:
+        check_ladder(actions, backend)
+    except LadderError:
+        backend.close()
+        raise
+    return backend
 
 
 @contextmanager

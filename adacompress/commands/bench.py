@@ -1,10 +1,11 @@
 """`adacompress bench`: the rate-accuracy picture on one backend.
 
-Every fixed JPEG quality, WebP (and AVIF when this Pillow writes it) at several qualities, the
-per-image oracle and each agent, as `bench.json` and `bench.png` (bytes relative to the q=75
-reference against accuracy). An agent "dominates" when every fixed JPEG quality with equal or
-higher accuracy sends more bytes. Bad images are skipped and named, as in `eval`; `bench.json`
-has each row's `skipped` and the backend's `cost`.
+Every fixed JPEG quality, WebP and AVIF at several qualities (each where this Pillow writes it
+and the backend accepts it), the per-image oracle and each agent, as `bench.json` and `bench.png`
+(bytes relative to the q=75 reference against accuracy). An agent "dominates" when every fixed
+JPEG quality with equal or higher accuracy sends more bytes. Bad images are skipped and named, as
+in `eval`; `bench.json` has each row's `skipped` and the backend's `cost`. An agent whose actions
+the backend cannot take is refused before any upload.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from pathlib import Path
 
 from adacompress.agents.policies import FixedPolicy, load_policy
 from adacompress.agents.pretrained import shipped_agents
+from adacompress.cloud_backends.acceptance import check_ladder, refusal
+from adacompress.cloud_backends.base import VisionBackend
 from adacompress.cloud_backends.cost import cost_report
-from adacompress.codec import DEFAULT_LADDER, REFERENCE_ACTION, Action, Ladder, codec_available
+from adacompress.codec import DEFAULT_LADDER, REFERENCE_ACTION, Action, Ladder
 from adacompress.commands._common import (
     add_data_args,
     add_report_args,
@@ -43,9 +46,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_report_args(parser)
 
 
-def bench_ladder() -> Ladder:
-    extra = [Action(codec, q) for codec in ("webp", "avif") if codec_available(codec) for q in OTHER_CODEC_QUALITIES]
-    return Ladder(DEFAULT_LADDER.actions + tuple(extra))
+def bench_ladder(backend: VisionBackend) -> Ladder:
+    """The JPEG ladder, then each other codec's qualities that `backend` can take."""
+    extra = [Action(codec, q) for codec in ("webp", "avif") for q in OTHER_CODEC_QUALITIES]
+    return Ladder(DEFAULT_LADDER.actions + tuple(a for a in extra if refusal(a, backend.limits, backend.name) is None))
 
 
 def dominates(agent: EvalResult, fixed: list[EvalResult]) -> bool:
@@ -55,14 +59,17 @@ def dominates(agent: EvalResult, fixed: list[EvalResult]) -> bool:
 
 def run(args: argparse.Namespace) -> int:
     scoring = scoring_from_args(args)
-    ladder = bench_ladder()
-    images = load_images(args.images, args.subset, args.reduced_decode_px)
-    table = OutcomeTable(images, backend_from_args(args), ladder, REFERENCE_ACTION, scoring)
+    backend = backend_from_args(args, [*DEFAULT_LADDER.actions, REFERENCE_ACTION])
+    ladder = bench_ladder(backend)
     agent_specs = args.agent
     if agent_specs is None:
         agent_specs = [f"pretrained:{name}" for name in shipped_agents()]
     agents = [load_policy(spec) for spec in agent_specs]
     agents = [a for a in agents if args.agent is not None or a.scoring.rule == scoring.rule]
+    for agent in agents:
+        check_ladder([*agent.ladder.actions, agent.reference], backend, owner=agent.name)
+    images = load_images(args.images, args.subset, args.reduced_decode_px)
+    table = OutcomeTable(images, backend, ladder, REFERENCE_ACTION, scoring)
     oracle_choosers = [oracle_chooser(table, "jpeg")]
     if len(ladder) > len(DEFAULT_LADDER):
         oracle_choosers.append(oracle_chooser(table))

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from adacompress.agents.policies import policy_from_spec
+from adacompress.cloud_backends.acceptance import check_actions
 from adacompress.codec import DEFAULT_LADDER
 from adacompress.errors import BadImage
 from adacompress.images import IMAGE_SUFFIXES, list_images
@@ -21,6 +22,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     policy = policy_from_spec(args.policy, DEFAULT_LADDER)
+    check_actions([*policy.ladder.actions, policy.reference], None, str(args.out), owner=f"policy {args.policy}")
     files = [f for path in args.inputs for f in (list_images(path) if path.is_dir() else [path])]
     args.out.mkdir(parents=True, exist_ok=True)
     total = reference_total = 0

@@ -19,6 +19,7 @@ import argparse
 import json
 from pathlib import Path
 
+from adacompress.agents.policies import FixedPolicy
 from adacompress.agents.pretrained import shipped_agents
 from adacompress.cloud_backends.cost import cost_report
 from adacompress.codec import REFERENCE_ACTION, Ladder
@@ -53,14 +54,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def default_policies(ladder: Ladder) -> list[str]:
     """The comparison: every fixed quality, the oracle, and the shipped agent when it is installed."""
-    fixed = [f"fixed:{a.quality}" if a.codec == "jpeg" else f"fixed:{a.label}" for a in ladder.actions]
+    fixed = [FixedPolicy.spec_for(a) for a in ladder.actions]
     return fixed + ["oracle"] + ([f"pretrained:{DEFAULT_AGENT}"] if DEFAULT_AGENT in shipped_agents() else [])
 
 
 def run(args: argparse.Namespace) -> int:
-    images = load_images(args.images, args.subset, args.reduced_decode_px) if args.images else demo_image_set()
     ladder = ladder_from_args(args)
-    table = OutcomeTable(images, backend_from_args(args), ladder, REFERENCE_ACTION, scoring_from_args(args))
+    backend = backend_from_args(args, [*ladder.actions, REFERENCE_ACTION])
+    images = load_images(args.images, args.subset, args.reduced_decode_px) if args.images else demo_image_set()
+    table = OutcomeTable(images, backend, ladder, REFERENCE_ACTION, scoring_from_args(args))
     if not args.policy:
         print(f"{len(images)} images, backend {table.backend.name}, reference JPEG q=75: every fixed quality, the "
               "oracle and the shipped agent")

@@ -11,6 +11,7 @@ from adacompress.agents.agent_file import AgentConfig
 from adacompress.agents.policies import LearnedPolicy
 from adacompress.agents.pretrained import file_sha256
 from adacompress.agents.training import train_agent
+from adacompress.codec import REFERENCE_ACTION
 from adacompress.commands._common import (
     add_data_args,
     backend_from_args,
@@ -49,7 +50,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     ladder, scoring = ladder_from_args(args), scoring_from_args(args)
-    backend = backend_from_args(args)
+    backend = backend_from_args(args, [*ladder.actions, REFERENCE_ACTION])
     images = load_images(args.images, args.subset, args.reduced_decode_px)
     if args.views:
         images = AugmentedImageSet(images, args.views, args.seed)

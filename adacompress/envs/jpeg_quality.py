@@ -10,6 +10,7 @@ import numpy as np
 from gymnasium import spaces
 from PIL import Image
 
+from adacompress.cloud_backends.acceptance import check_ladder
 from adacompress.cloud_backends.base import VisionBackend
 from adacompress.cloud_backends.registry import create_backend
 from adacompress.codec import DEFAULT_LADDER, REFERENCE_ACTION, Action, Ladder
@@ -29,7 +30,8 @@ class JpegQualityEnv(gym.Env[np.ndarray, np.int64]):
     Images are independent, so this is a contextual bandit: the episode ends after one step.
 
     ## Action Space
-    `Discrete(len(ladder))`: index into the ladder, ordered as given (cheapest first by default).
+    `Discrete(len(ladder))`: index into the ladder, ordered as given (cheapest first by default). A rung
+    may cap the size too (`jpeg:25@256`); a ladder with a rung the backend cannot take raises `LadderError`.
 
     ## Observation Space
     `Box(0, 6, (1280,), float32)`: EfficientNet-Lite0's pooled features of the original image
@@ -81,6 +83,7 @@ class JpegQualityEnv(gym.Env[np.ndarray, np.int64]):
         else:
             image_set = ImageSet([Path(i) if isinstance(i, str) else i for i in images])
         self.backend = create_backend(backend) if isinstance(backend, str) else backend
+        check_ladder([*ladder.actions, reference], self.backend)  # refused before any upload, naming the action
         self.table = OutcomeTable(image_set, self.backend, ladder, reference, scoring, monotone=infer_monotone)
         self.featurizer = featurizer or Featurizer()
         self.shuffle = shuffle

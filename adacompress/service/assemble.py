@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from adacompress.agents.policies import LearnedPolicy, Policy, policy_from_spec
 from adacompress.agents.replay_buffer import TransitionBuffer
+from adacompress.cloud_backends.acceptance import check_ladder
 from adacompress.cloud_backends.base import VisionBackend
 from adacompress.cloud_backends.registry import create_backend
 from adacompress.codec import DEFAULT_LADDER
@@ -58,7 +59,7 @@ def assemble(options: ServeOptions, config: ProxyConfig | None = None, backend: 
         uncached = not options.cache and not options.backend.startswith("local")  # the local backend has no cache
         backend = create_backend(options.backend, **({"cache": "off"} if uncached else {}))
     registry = Registry(store)
-    policy = _current_policy(registry, policy_from_spec(options.policy, DEFAULT_LADDER))
+    policy = _current_policy(registry, policy_from_spec(options.policy, DEFAULT_LADDER), backend)
     scoring = policy.scoring if isinstance(policy, LearnedPolicy) else Scoring()
     daemon = Daemon(policy, backend, scoring, TransitionBuffer(store),
                     rules or rules_from_name(options.rules, options.target_accuracy), options.seed)
@@ -72,14 +73,20 @@ def assemble(options: ServeOptions, config: ProxyConfig | None = None, backend: 
     return service
 
 
-def _current_policy(registry: Registry, configured: Policy) -> Policy:
-    """The registry's current policy; else `configured`, published as current when it is a learned one."""
+def _current_policy(registry: Registry, configured: Policy, backend: VisionBackend) -> Policy:
+    """The registry's current policy; else `configured`, published as current when it is a learned one.
+
+    Either is refused (`LadderError`) when `backend` cannot take one of its actions, before it is published.
+    """
     current = registry.current_version()
     if current is not None:
         version, policy = registry.current()
+        check_ladder([*policy.ladder.actions, policy.reference], backend,
+                     f"the registry's current policy {version[:12]}")
         if version != configured.version:
             log_event(log, logging.INFO, "serving_registry_policy", version=version, configured=configured.version)
         return policy
+    check_ladder([*configured.ladder.actions, configured.reference], backend, f"policy {configured.name}")
     if isinstance(configured, LearnedPolicy):
         registry.set_current(registry.publish(configured.agent.to_bytes()))
     return configured

@@ -12,12 +12,14 @@ from adacompress.agents.policies import LearnedPolicy
 from adacompress.agents.pretrained import file_sha256
 from adacompress.cli import main
 from adacompress.cloud_backends.registry import create_backend
-from adacompress.codec import DEFAULT_LADDER
+from adacompress.codec import DEFAULT_LADDER, Ladder
 from adacompress.features import DEFAULT_FEATURIZER
 from adacompress.images import AugmentedImageSet, ImageSet
 from adacompress.outcomes import OutcomeTable
 
 BACKEND = "local:lite0"
+CAPPED_LADDER = Ladder.parse("jpeg:5,10,15,25,35,45,55,65,75,85,95;jpeg:5,10,15,25,35,45@256;jpeg:5,10,15,25,35@192;"
+                             "jpeg:10,15,25@128")
 
 
 def test_monotone_search_infers_every_rung_with_few_calls(photo_dir):
@@ -33,6 +35,19 @@ def test_monotone_search_infers_every_rung_with_few_calls(photo_dir):
         total += len(real)
     assert searched.backend.stats.calls <= len(images) * 5  # reference + galloping search, not 11 per image
     assert exhaustive.backend.stats.calls == len(images) * len(DEFAULT_LADDER)  # the reference rung is reused
+    assert agree / total >= 0.9
+
+
+def test_the_search_over_size_caps_agrees_with_every_upload(photo_dir):
+    images = ImageSet.from_folder(photo_dir)
+    searched = OutcomeTable(images, create_backend("local:lite0"), CAPPED_LADDER, monotone=True)
+    exhaustive = OutcomeTable(images, create_backend("local:lite0"), CAPPED_LADDER)
+    agree = total = 0
+    for i in range(len(images)):
+        inferred, real = searched.hits(i), exhaustive.hits(i)
+        agree += sum(a == b for a, b in zip(inferred, real, strict=True))
+        total += len(real)
+    assert searched.backend.stats.calls <= len(images) * 9  # not 25 per image
     assert agree / total >= 0.9
 
 

@@ -11,7 +11,8 @@ from gymnasium.utils.env_checker import check_env as gymnasium_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 from adacompress.cloud_backends.local import LocalBackend
-from adacompress.codec import DEFAULT_LADDER, REFERENCE_ACTION, Ladder, encode
+from adacompress.cloud_backends.limits import REKOGNITION_LIMITS
+from adacompress.codec import DEFAULT_LADDER, REFERENCE_ACTION, Ladder, LadderError, encode
 from adacompress.envs import JpegQualityEnv
 from adacompress.scoring import Scoring
 
@@ -180,3 +181,20 @@ def test_images_from_a_folder_or_paths(image_folder, as_type):
     names = [p.name for p in paths]
     assert served(from_folder, len(names)) == names
     assert served(from_paths, len(names)) == names
+
+
+def test_size_capped_rungs_are_actions_like_any_other(photos):
+    env = JpegQualityEnv(photos[:2], backend="local:lite0", ladder=Ladder.parse("jpeg:25;jpeg:25@96"))
+    env.reset(options={"index": 0})
+    _, _, _, _, full = env.step(0)
+    _, _, _, _, capped = env.step(1)
+    assert capped["action"] == "jpeg:25@96"
+    assert capped["bytes"] < full["bytes"] / 4
+
+
+def test_a_ladder_the_backend_cannot_take_is_refused_before_any_upload(generated_images):
+    backend = LocalBackend("lite0")
+    backend.limits = REKOGNITION_LIMITS  # the local CNN behind Rekognition's rules
+    with pytest.raises(LadderError, match="jpeg:25@48 cannot go to local:lite0: its short side must be at least 80"):
+        JpegQualityEnv(generated_images, backend=backend, ladder=Ladder.parse("jpeg:10,25;jpeg:25@48"))
+    assert backend.stats.calls == 0
