@@ -167,12 +167,14 @@ class Ladder:
                         for (codec, cap), run in groups)
 
     @property
-    def groups(self) -> list[list[int]]:
-        """Rung indices per (codec, size cap) in ladder order: the runs along which answers are monotone in quality."""
+    def runs(self) -> list[list[int]]:
+        """Rung indices per codec and size cap, qualities ascending (answers are monotone along each), full size
+        first, then the larger caps first (answers are monotone across them too)."""
         runs: dict[tuple[str, int], list[int]] = {}
         for index, action in enumerate(self.actions):
             runs.setdefault((action.codec, action.short_side), []).append(index)
-        return list(runs.values())
+        ordered = [sorted(run, key=lambda rung: self.actions[rung].quality) for run in runs.values()]
+        return sorted(ordered, key=lambda run: (self.actions[run[0]].short_side > 0, -self.actions[run[0]].short_side))
 
     @classmethod
     def parse(cls, spec: str) -> Ladder:

@@ -15,14 +15,14 @@ import numpy as np
 from PIL import Image
 
 from adacompress.cnn import FEATURE_DIM, shared_model
-from adacompress.codec import DEFAULT_LADDER, REFERENCE_ACTION, Ladder
+from adacompress.codec import DEFAULT_LADDER, REFERENCE_ACTION, Action, Ladder
 from adacompress.errors import AdaCompressError
 from adacompress.images import decode
 from adacompress.rate import estimate_ratios
 from adacompress.upload import Upload
 
 PROBE_RUNGS = 4
-"""How many of the cheapest ladder rungs the probe compresses and re-classifies."""
+"""How many cheap ladder rungs the probe compresses and re-classifies (`probed_actions` says which)."""
 DEFAULT_FEATURIZER = "probe:lite1"
 """What new agents see by default."""
 
@@ -53,8 +53,18 @@ class Featurizer:
         return self.observe(Upload(image))
 
 
+def probed_actions(ladder: Ladder, rungs: int = PROBE_RUNGS) -> tuple[Action, ...]:
+    """The rungs the probe shows the surrogate: the cheapest of each size (full size first, then larger caps
+    first), then the next cheapest of each, until `rungs` are taken. On a quality-only ladder that is its
+    `rungs` cheapest qualities; on a ladder with sizes it is each size's cheapest quality, so the surrogate
+    sees the very pixels each size would send."""
+    runs = ladder.runs
+    taken = [ladder[run[depth]] for depth in range(len(ladder)) for run in runs if depth < len(run)]
+    return tuple(taken[:rungs])
+
+
 class ProbeFeaturizer(Featurizer):
-    """Surrogate robustness under the cheapest rungs, plus the size of every rung relative to the reference.
+    """Surrogate robustness under the cheap rungs, plus the size of every rung relative to the reference.
 
     Per probed rung: the surrogate's probability of its original top-1 class, whether its top-1
     survives, the KL divergence from the original prediction (clipped), and its top probability.
@@ -69,12 +79,13 @@ class ProbeFeaturizer(Featurizer):
         if rungs != PROBE_RUNGS:
             self.name = f"probe:{variant}:{rungs}"
         self.ladder = ladder
-        self.rungs = min(rungs, len(ladder))
+        self.probed = probed_actions(ladder, rungs)
+        self.rungs = len(self.probed)
         self.dim = 4 * self.rungs + 4 + len(ladder)
 
     def observe(self, upload: Upload) -> np.ndarray:
         view = upload.working()
-        compressed = [decode(view.encoded(action).data) for action in self.ladder.actions[: self.rungs]]
+        compressed = [decode(view.encoded(action).data) for action in self.probed]
         _, logits = self._model.run([view.image, *compressed])
         probs = _softmax(logits)
         original, top1 = probs[0], int(probs[0].argmax())

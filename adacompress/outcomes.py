@@ -147,7 +147,7 @@ class OutcomeTable:
         hits: list[bool] = [False] * len(actions)
         survived_at: dict[str, int | None] = {}
         """Per codec, the lowest surviving quality one size up (None: nothing survived there)."""
-        for run in self._runs_largest_first():
+        for run in self.ladder.runs:
             codec = actions[run[0]].codec
             floor = survived_at.get(codec, 0)
             first = len(run) if floor is None else self._search_run(index, run, floor)
@@ -155,12 +155,6 @@ class OutcomeTable:
             for position, rung in enumerate(run):
                 hits[rung] = self._real_hit(index, rung) if self.known(index, rung) else position >= first
         return hits
-
-    def _runs_largest_first(self) -> list[list[int]]:
-        """The ladder's runs of one codec and size cap, qualities ascending, full size first, then larger caps first."""
-        actions = self.ladder.actions
-        runs = [sorted(run, key=lambda rung: actions[rung].quality) for run in self.ladder.groups]
-        return sorted(runs, key=lambda run: (actions[run[0]].short_side > 0, -actions[run[0]].short_side))
 
     def _search_run(self, index: int, run: list[int], floor_quality: int) -> int:
         """Position in `run` of its lowest surviving rung (len(run): none); qualities under `floor_quality` count as

@@ -203,7 +203,7 @@ def test_ladder_specs_with_size_caps_round_trip(spec):
     assert Ladder.parse(ladder.spec) == ladder
 
 
-def test_ladder_groups_are_the_runs_of_one_codec_and_cap():
-    ladder = Ladder.parse("jpeg:5,15;jpeg:10,25@256;jpeg:35")
-    assert ladder.groups == [[0, 1, 4], [2, 3]]
-    assert ladder[2] == Action("jpeg", 10, 256)
+def test_ladder_runs_are_one_codec_and_cap_each_qualities_ascending_largest_size_first():
+    ladder = Ladder.parse("jpeg:25,10@128;jpeg:5,15;jpeg:10,25@256;jpeg:35")
+    assert ladder.runs == [[2, 3, 6], [4, 5], [1, 0]]
+    assert ladder[4] == Action("jpeg", 10, 256)

@@ -14,6 +14,7 @@ from adacompress.features import (
     ProbeFeaturizer,
     is_probe,
     make_featurizer,
+    probed_actions,
 )
 from adacompress.rate import estimate_ratios
 from adacompress.upload import WORKING_VIEW_PX, Upload
@@ -101,3 +102,21 @@ def test_a_small_upload_has_its_real_size_ratios(probe, photos):
     np.testing.assert_allclose(ratios, sizes / len(upload.encoded(REFERENCE_ACTION).data), rtol=1e-6)
     # and those memoized encodings are the real encodings of the image
     assert all(upload.encoded(a).data == encode(image, a).data for a in DEFAULT_LADDER.actions)
+
+
+def test_the_probe_shows_the_surrogate_each_size_it_may_send():
+    assert probed_actions(DEFAULT_LADDER) == DEFAULT_LADDER.actions[:PROBE_RUNGS]  # quality only: the cheapest
+    capped = Ladder.parse("jpeg:5,10,15,25,75;jpeg:10,25@256;jpeg:15,35@128")
+    assert [a.label for a in probed_actions(capped)] == ["jpeg:5", "jpeg:10@256", "jpeg:15@128", "jpeg:10"]
+    assert [a.label for a in probed_actions(capped, 6)][4:] == ["jpeg:25@256", "jpeg:35@128"]
+
+
+def test_a_capped_ladder_probe_sees_the_capped_pixels(photos):
+    ladder = Ladder.parse("jpeg:5,25,75;jpeg:5,25@96")
+    probe = ProbeFeaturizer(ladder, "lite0", 2)
+    vector = probe.observe(Upload(photos[0]))
+    assert vector.shape == (4 * 2 + 4 + len(ladder),)
+    ratios = vector[-len(ladder):]
+    assert ratios[3] < ratios[0] / 2  # jpeg:5@96 costs far less than jpeg:5 at full size
+    full, capped = vector[:4], vector[4:8]
+    assert not np.allclose(full, capped)  # the surrogate saw a different image at 96 px

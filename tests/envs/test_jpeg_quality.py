@@ -10,8 +10,8 @@ import pytest
 from gymnasium.utils.env_checker import check_env as gymnasium_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
-from adacompress.cloud_backends.local import LocalBackend
 from adacompress.cloud_backends.limits import REKOGNITION_LIMITS
+from adacompress.cloud_backends.local import LocalBackend
 from adacompress.codec import DEFAULT_LADDER, REFERENCE_ACTION, Ladder, LadderError, encode
 from adacompress.envs import JpegQualityEnv
 from adacompress.scoring import Scoring
