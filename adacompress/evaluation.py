@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import NamedTuple
 
 from adacompress.agents.policies import Policy, policy_from_spec
-from adacompress.codec import Ladder
+from adacompress.codec import Action, Ladder
 from adacompress.errors import BadImage
 from adacompress.outcomes import Outcome, OutcomeTable
 
@@ -118,26 +118,35 @@ def policy_chooser(table: OutcomeTable, policy: Policy) -> Chooser:
     return Chooser(policy.name, lambda i: table.rung_of(policy.decide(table.upload(i)).action))
 
 
-def oracle_rung(table: OutcomeTable, index: int, codec: str | None = None) -> int:
-    """The cheapest rung (of `codec`, or any) whose answer still hits; the largest when none does.
+def in_oracle_scope(action: Action, scope: str | None) -> bool:
+    """Whether an oracle over `scope` may pick `action`: None (any rung), `jpeg` (JPEG at full size: the
+    quality-only bound) or `jpeg+size` (JPEG at any size cap)."""
+    if scope is None:
+        return True
+    codec, sized = scope.removesuffix("+size"), scope.endswith("+size")
+    return action.codec == codec and (sized or not action.short_side)
+
+
+def oracle_rung(table: OutcomeTable, index: int, scope: str | None = None) -> int:
+    """The cheapest rung (within `scope`, see `in_oracle_scope`) whose answer still hits; the largest when none does.
 
     It needs every rung's answer, so it bounds what any policy can reach; it cannot serve.
     """
     sizes = table.sizes(index)
-    allowed = [a for a, action in enumerate(table.ladder.actions) if codec in (None, action.codec)]
+    allowed = [a for a, action in enumerate(table.ladder.actions) if in_oracle_scope(action, scope)]
     by_size = sorted(allowed, key=sizes.__getitem__)
     return next((a for a in by_size if table.outcome(index, a).hit), by_size[-1])
 
 
-def oracle_chooser(table: OutcomeTable, codec: str | None = None) -> Chooser:
-    return Chooser(f"oracle:{codec}" if codec else "oracle", lambda i: oracle_rung(table, i, codec))
+def oracle_chooser(table: OutcomeTable, scope: str | None = None) -> Chooser:
+    return Chooser(f"oracle:{scope}" if scope else "oracle", lambda i: oracle_rung(table, i, scope))
 
 
 def spec_chooser(table: OutcomeTable, spec: str, seed: int = 0) -> Chooser:
-    """A policy spec (`policies.policy_from_spec`) or the bound `oracle` / `oracle:CODEC`."""
-    kind, _, codec = spec.partition(":")
+    """A policy spec (`policies.policy_from_spec`) or the bound `oracle` / `oracle:CODEC` / `oracle:CODEC+size`."""
+    kind, _, scope = spec.partition(":")
     if kind == "oracle":
-        return oracle_chooser(table, codec or None)
+        return oracle_chooser(table, scope or None)
     return policy_chooser(table, policy_from_spec(spec, table.ladder, seed))
 
 
@@ -145,9 +154,9 @@ def evaluate_policy(table: OutcomeTable, policy: Policy, indices: Iterable[int] 
     return evaluate(table, [policy_chooser(table, policy)], indices)[0]
 
 
-def evaluate_oracle(table: OutcomeTable, codec: str | None = None,
+def evaluate_oracle(table: OutcomeTable, scope: str | None = None,
                     indices: Iterable[int] | None = None) -> EvalResult:
-    return evaluate(table, [oracle_chooser(table, codec)], indices)[0]
+    return evaluate(table, [oracle_chooser(table, scope)], indices)[0]
 
 
 def evaluate_spec(table: OutcomeTable, spec: str, seed: int = 0) -> EvalResult:

@@ -1,9 +1,11 @@
 """`adacompress bench`: the rate-accuracy picture on one backend.
 
-Every fixed JPEG quality, WebP and AVIF at several qualities (each where this Pillow writes it
-and the backend accepts it), the per-image oracle and each agent, as `bench.json` and `bench.png`
-(bytes relative to the q=75 reference against accuracy). An agent "dominates" when every fixed
-JPEG quality with equal or higher accuracy sends more bytes. Bad images are skipped and named, as
+Every fixed JPEG quality, at full size and at each size cap an agent's ladder uses (the scale
+curves), WebP and AVIF at several qualities (each where this Pillow writes it and the backend
+accepts it), the per-image oracles (JPEG quality only, JPEG quality x size, any action) and each
+agent, as `bench.json` and `bench.png` (bytes relative to the q=75 reference against accuracy). An
+agent "dominates" when every fixed JPEG action, at any size, with equal or higher accuracy sends
+more bytes. Bad images are skipped and named, as
 in `eval`; `bench.json` has each row's `skipped` and the backend's `cost`. An agent whose actions
 the backend cannot take is refused before any upload.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Iterable
 from pathlib import Path
 
 from adacompress.agents.policies import FixedPolicy, load_policy
@@ -46,10 +49,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_report_args(parser)
 
 
-def bench_ladder(backend: VisionBackend) -> Ladder:
-    """The JPEG ladder, then each other codec's qualities that `backend` can take."""
+def bench_ladder(backend: VisionBackend, caps: Iterable[int] = ()) -> Ladder:
+    """The JPEG ladder, again at each size cap in `caps` (largest first), then each other codec's qualities that
+    `backend` can take."""
+    capped = [Action("jpeg", a.quality, cap) for cap in sorted(set(caps), reverse=True) for a in DEFAULT_LADDER]
     extra = [Action(codec, q) for codec in ("webp", "avif") for q in OTHER_CODEC_QUALITIES]
-    return Ladder(DEFAULT_LADDER.actions + tuple(a for a in extra if refusal(a, backend.limits, backend.name) is None))
+    accepted = [a for a in extra if refusal(a, backend.limits, backend.name) is None]
+    return Ladder(DEFAULT_LADDER.actions + tuple(capped) + tuple(accepted))
 
 
 def dominates(agent: EvalResult, fixed: list[EvalResult]) -> bool:
@@ -60,7 +66,6 @@ def dominates(agent: EvalResult, fixed: list[EvalResult]) -> bool:
 def run(args: argparse.Namespace) -> int:
     scoring = scoring_from_args(args)
     backend = backend_from_args(args, [*DEFAULT_LADDER.actions, REFERENCE_ACTION])
-    ladder = bench_ladder(backend)
     agent_specs = args.agent
     if agent_specs is None:
         agent_specs = [f"pretrained:{name}" for name in shipped_agents()]
@@ -68,10 +73,14 @@ def run(args: argparse.Namespace) -> int:
     agents = [a for a in agents if args.agent is not None or a.scoring.rule == scoring.rule]
     for agent in agents:
         check_ladder([*agent.ladder.actions, agent.reference], backend, owner=agent.name)
+    caps = {a.short_side for agent in agents for a in agent.ladder.actions if a.short_side}
+    ladder = bench_ladder(backend, caps)
     images = load_images(args.images, args.subset, args.reduced_decode_px)
     table = OutcomeTable(images, backend, ladder, REFERENCE_ACTION, scoring)
     oracle_choosers = [oracle_chooser(table, "jpeg")]
-    if len(ladder) > len(DEFAULT_LADDER):
+    if caps:
+        oracle_choosers.append(oracle_chooser(table, "jpeg+size"))
+    if any(a.codec != "jpeg" for a in ladder.actions):
         oracle_choosers.append(oracle_chooser(table))
     choosers = [policy_chooser(table, FixedPolicy(action)) for action in ladder.actions]
     choosers += oracle_choosers + [policy_chooser(table, agent) for agent in agents]
@@ -84,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     print_skips(results)
     print(format_table(results))
     print(cost_line(cost))
-    rows = [dict(r.to_json(), kind="fixed", codec=a.codec, quality=a.quality)
+    rows = [dict(r.to_json(), kind="fixed", codec=a.codec, quality=a.quality, short_side=a.short_side)
             for r, a in zip(fixed, ladder.actions, strict=True)]
     rows += [dict(r.to_json(), kind="oracle") for r in oracles]
     rows += [dict(r.to_json(), kind="agent", dominates_fixed_jpeg=dominates(r, fixed_jpeg)) for r in agent_results]
@@ -106,11 +115,14 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for codec, marker in (("jpeg", "o-"), ("webp", "s--"), ("avif", "^--")):
-        points = [r for r in rows if r["kind"] == "fixed" and r["codec"] == codec]
+    curves = sorted({(r["codec"], r.get("short_side", 0)) for r in rows if r["kind"] == "fixed"},
+                    key=lambda curve: (curve[0] != "jpeg", curve[0], curve[1] > 0, -curve[1]))
+    for codec, cap in curves:
+        points = [r for r in rows if r["kind"] == "fixed" and r["codec"] == codec and r.get("short_side", 0) == cap]
+        marker = {"jpeg": "o-", "webp": "s--", "avif": "^--"}[codec] if not cap else "v:"
         if points:
             ax.plot([r["bytes_vs_reference"] for r in points], [r["accuracy"] for r in points], marker,
-                    label=f"fixed {codec.upper()} quality", alpha=0.8)
+                    label=f"fixed {codec.upper()} quality" + (f" @{cap} px" if cap else ""), alpha=0.8)
             for r in points:
                 ax.annotate(str(r["quality"]), (r["bytes_vs_reference"], r["accuracy"]), fontsize=7,
                             textcoords="offset points", xytext=(3, -9))

@@ -72,6 +72,28 @@ def test_bench_writes_the_rate_accuracy_table_and_plot(tmp_path, photo_dir, tiny
         assert plot.size[0] > 400
 
 
+
+def test_bench_draws_the_scale_curves_of_an_agent_with_size_caps(tmp_path, photo_dir):
+    agent = tmp_path / "sized.zip"
+    assert main(["train", "--backend", BACKEND, "--images", str(photo_dir), "--out", str(agent), "--no-progress",
+                 "--steps", "8", "--net-arch", "16", "--ladder", "jpeg:5,15,25,75;jpeg:5,15,25@96"]) == 0
+    out = tmp_path / "bench"
+    assert main(["bench", "--backend", BACKEND, "--images", str(photo_dir), "--out", str(out),
+                 "--agent", str(agent)]) == 0
+    rows = json.loads((out / "bench.json").read_text())["rows"]
+    capped = [r for r in rows if r["kind"] == "fixed" and r["short_side"] == 96]
+    assert [r["quality"] for r in capped] == [a.quality for a in DEFAULT_LADDER.actions]  # a whole curve per cap
+    full = {r["quality"]: r for r in rows if r["kind"] == "fixed" and r["codec"] == "jpeg" and not r["short_side"]}
+    assert all(r["bytes_vs_reference"] < full[r["quality"]]["bytes_vs_reference"] / 2 for r in capped)
+    oracles = {r["policy"]: r for r in rows if r["kind"] == "oracle"}
+    assert oracles["oracle:jpeg+size"]["bytes_vs_reference"] < oracles["oracle:jpeg"]["bytes_vs_reference"]
+    assert oracles["oracle:jpeg+size"]["accuracy"] == oracles["oracle:jpeg"]["accuracy"] == 1.0
+    (mine,) = [r for r in rows if r["kind"] == "agent"]
+    fixed = [EvalResult(**{k: r[k] for k in EvalResult.__dataclass_fields__})
+             for r in rows if r["kind"] == "fixed" and r["codec"] == "jpeg"]
+    assert mine["dominates_fixed_jpeg"] == dominates(EvalResult(**{k: mine[k] for k in EvalResult.__dataclass_fields__}),
+                                                     fixed)  # judged against the capped curves too
+
 def test_dominance_rule():
     def result(b, a):
         return EvalResult("p", 10, b, a, 0, 0, 0)
