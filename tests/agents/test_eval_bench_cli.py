@@ -91,8 +91,8 @@ def test_bench_draws_the_scale_curves_of_an_agent_with_size_caps(tmp_path, photo
     (mine,) = [r for r in rows if r["kind"] == "agent"]
     fixed = [EvalResult(**{k: r[k] for k in EvalResult.__dataclass_fields__})
              for r in rows if r["kind"] == "fixed" and r["codec"] == "jpeg"]
-    assert mine["dominates_fixed_jpeg"] == dominates(EvalResult(**{k: mine[k] for k in EvalResult.__dataclass_fields__}),
-                                                     fixed)  # judged against the capped curves too
+    agent = EvalResult(**{k: mine[k] for k in EvalResult.__dataclass_fields__})
+    assert mine["dominates_fixed_jpeg"] == dominates(agent, fixed)  # judged against the capped curves too
 
 def test_dominance_rule():
     def result(b, a):
