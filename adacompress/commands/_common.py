@@ -32,7 +32,7 @@ def add_data_args(parser: argparse.ArgumentParser, images_required: bool = True)
     parser.add_argument("--subset", choices=SUBSETS, default="all",
                         help="files by position in name order: even-indexed (training), odd (held out) or all")
     parser.add_argument("--ladder", default=DEFAULT_LADDER.spec,
-                        help="actions, e.g. 'jpeg:5,15,25' or 'jpeg:5,15,25;jpeg:10,25@192' (@N: short side at most N px)")
+                        help="actions, e.g. 'jpeg:5,15,25' or 'jpeg:5,15;jpeg:10,25@192' (@N: short side <= N px)")
     parser.add_argument("--rule", choices=[r.value for r in HitRule], default=HitRule.IN_LABELS.value,
                         help="hit rule: in-labels (the paper's) or strict top1")
     parser.add_argument("--min-score", type=float, default=0.0, help="ignore compressed labels below this score")
