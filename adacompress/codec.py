@@ -176,6 +176,26 @@ class Ladder:
         ordered = [sorted(run, key=lambda rung: self.actions[rung].quality) for run in runs.values()]
         return sorted(ordered, key=lambda run: (self.actions[run[0]].short_side > 0, -self.actions[run[0]].short_side))
 
+    def at_floor(self, floor: int) -> tuple[int, ...]:
+        """The rungs a quality floor leaves: those at least `floor` places up their own run (each run keeps at least
+        its top rung). On a quality-only ladder, the rungs from `floor` up."""
+        return tuple(sorted(rung for run in self.runs for rung in run[min(floor, len(run) - 1):]))
+
+    def implied_by(self, rung: int, hit: bool) -> tuple[int, ...]:
+        """The other rungs whose answer this rung's answer implies, answers being monotone in quality and size: a
+        hit implies hits wherever the codec is the same and neither quality nor size is lower; a miss, misses
+        wherever neither is higher."""
+        action = self.actions[rung]
+
+        def size(a: Action) -> float:
+            return a.short_side or float("inf")
+
+        if hit:
+            return tuple(i for i, a in enumerate(self.actions) if i != rung and a.codec == action.codec
+                         and a.quality >= action.quality and size(a) >= size(action))
+        return tuple(i for i, a in enumerate(self.actions) if i != rung and a.codec == action.codec
+                     and a.quality <= action.quality and size(a) <= size(action))
+
     @classmethod
     def parse(cls, spec: str) -> Ladder:
         """Parse `jpeg:5,15,25`, `jpeg:5,15;webp:10,30` or `jpeg:5,15,25;jpeg:10,25@256` (groups separated by

@@ -207,3 +207,21 @@ def test_ladder_runs_are_one_codec_and_cap_each_qualities_ascending_largest_size
     ladder = Ladder.parse("jpeg:25,10@128;jpeg:5,15;jpeg:10,25@256;jpeg:35")
     assert ladder.runs == [[2, 3, 6], [4, 5], [1, 0]]
     assert ladder[4] == Action("jpeg", 10, 256)
+
+
+def test_a_quality_floor_raises_the_quality_at_every_size():
+    assert DEFAULT_LADDER.at_floor(3) == tuple(range(3, len(DEFAULT_LADDER)))
+    assert DEFAULT_LADDER.at_floor(99) == (len(DEFAULT_LADDER) - 1,)  # the top rung stays
+    ladder = Ladder.parse("jpeg:5,15,25,75;jpeg:5,15@192")
+    assert ladder.at_floor(0) == tuple(range(6))
+    assert [ladder[i].label for i in ladder.at_floor(1)] == ["jpeg:15", "jpeg:25", "jpeg:75", "jpeg:15@192"]
+
+
+def test_an_answer_implies_the_answers_of_the_rungs_it_bounds():
+    ladder = Ladder.parse("jpeg:5,15,25;jpeg:5,15,25@192;jpeg:5,15@96")
+    labels = lambda rungs: {ladder[i].label for i in rungs}  # noqa: E731
+    middle = ladder.actions.index(Action("jpeg", 15, 192))
+    assert labels(ladder.implied_by(middle, hit=True)) == {"jpeg:25@192", "jpeg:15", "jpeg:25"}
+    assert labels(ladder.implied_by(middle, hit=False)) == {"jpeg:5@192", "jpeg:5@96", "jpeg:15@96"}
+    assert DEFAULT_LADDER.implied_by(2, hit=True) == tuple(range(3, len(DEFAULT_LADDER)))
+    assert DEFAULT_LADDER.implied_by(2, hit=False) == (0, 1)

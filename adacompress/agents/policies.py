@@ -71,22 +71,22 @@ class Policy(ABC):
         """Choose, encode the chosen rung at full size, and say what was chosen and why.
 
         `size_weight` turns the dial for this call (lower keeps more answers, at more bytes); a policy
-        without the dial refuses it rather than ignore it. `min_rung` keeps the choice at or above that rung
-        (the daemon's quality floor, for when the dial alone cannot hold the accuracy).
+        without the dial refuses it rather than ignore it. `min_rung` is the daemon's quality floor, for when the
+        dial alone cannot hold the accuracy: the choice keeps to `ladder.at_floor(min_rung)`.
         """
         upload = Upload.of(upload, self.limits)
         if size_weight is not None and self.size_weight is None:
             raise PolicyError(f"policy {self.name} has no size weight to turn; only agents with the known-cost "
                               "head do")
-        rung, observation, hit_probability = self._choose(upload, size_weight, min(min_rung, len(self.ladder) - 1))
+        rung, observation, hit_probability = self._choose(upload, size_weight, self.ladder.at_floor(min_rung))
         action = self.ladder[rung]
         return Decision(action, rung, observation, upload.encoded(action).data,
                         estimate_bytes(upload, self.reference), self.version, hit_probability)
 
     @abstractmethod
     def _choose(self, upload: Upload, size_weight: float | None,
-                min_rung: int) -> tuple[int, np.ndarray | None, float | None]:
-        """The rung (at least `min_rung`) for `upload`, the observation it was chosen from, and the believed
+                allowed: tuple[int, ...]) -> tuple[int, np.ndarray | None, float | None]:
+        """The rung (one of `allowed`) for `upload`, the observation it was chosen from, and the believed
         chance it keeps the answer."""
 
 
@@ -104,7 +104,7 @@ class FixedPolicy(Policy):
         plain = action.codec == "jpeg" and not action.short_side
         return f"fixed:{action.quality}" if plain else f"fixed:{action.label}"
 
-    def _choose(self, upload: Upload, size_weight: float | None, min_rung: int) -> tuple[int, None, None]:
+    def _choose(self, upload: Upload, size_weight: float | None, allowed: tuple[int, ...]) -> tuple[int, None, None]:
         return 0, None, None
 
 
@@ -116,8 +116,8 @@ class RandomPolicy(Policy):
         self.name, self.version = "random", f"random:{seed}"
         self._rng = np.random.default_rng(seed)
 
-    def _choose(self, upload: Upload, size_weight: float | None, min_rung: int) -> tuple[int, None, None]:
-        return int(self._rng.integers(min_rung, len(self.ladder))), None, None
+    def _choose(self, upload: Upload, size_weight: float | None, allowed: tuple[int, ...]) -> tuple[int, None, None]:
+        return allowed[int(self._rng.integers(len(allowed)))], None, None
 
 
 class LearnedPolicy(Policy):
@@ -143,9 +143,10 @@ class LearnedPolicy(Policy):
             return None
         return np.asarray(observation[-len(self.ladder):], dtype=np.float64)
 
-    def _choose(self, upload: Upload, size_weight: float | None, min_rung: int) -> tuple[int, np.ndarray, float | None]:
+    def _choose(self, upload: Upload, size_weight: float | None,
+                allowed: tuple[int, ...]) -> tuple[int, np.ndarray, float | None]:
         observation = self.featurizer.observe(upload)
-        rung = min_rung + int(self.q_network(observation, size_weight)[0, min_rung:].argmax())
+        rung = allowed[int(self.q_network(observation, size_weight)[0, list(allowed)].argmax())]
         probabilities = self.q_network.hit_probabilities(observation)
         return rung, observation, None if probabilities is None else float(probabilities[0, rung])
 

@@ -215,7 +215,8 @@ class Daemon:
     def _transitions(self, policy: Policy, decision: Decision, hit: bool, reference_bytes: int) -> list[Transition]:
         """The uploaded rung's transition and, under monotone labels, those of the rungs its answer implies.
 
-        A hit at rung k implies hits at the rungs above, a miss misses below; those records carry the
+        A hit implies hits at the rungs of no lower quality and size, a miss misses at those of no higher
+        (`Ladder.implied_by`); those records carry the
         observation's size estimate and `bytes_sent=None` (never uploaded), so validation can leave them out.
         """
         if self.buffer is None or decision.observation is None:
@@ -224,7 +225,7 @@ class Daemon:
         ratios = policy.size_ratios(decision.observation) if isinstance(policy, LearnedPolicy) else None
         if not self.rules.monotone_labels or ratios is None:
             return [uploaded]
-        implied = range(decision.rung + 1, len(ratios)) if hit else range(decision.rung)
+        implied = policy.ladder.implied_by(decision.rung, hit)
         return [uploaded] + [Transition(decision.observation, rung, hit, float(ratios[rung]), decision.policy_version,
                                         uploaded.time, reference_bytes, None) for rung in implied]
 
