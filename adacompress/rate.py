@@ -27,7 +27,7 @@ def estimate_bytes(upload: Upload, action: Action) -> int:
     view = upload.working()
     if view is upload:
         return upload.encoded(action).info.bytes
-    width, height = action.target_size(upload.image.size)
+    width, height = action.target_size(upload.size)
     if action.short_side and action.short_side <= min(view.image.size):
         return view.encoded(action).info.bytes
     uncapped = replace(action, short_side=0)

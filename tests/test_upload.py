@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 from PIL import Image
 
@@ -61,3 +63,37 @@ def test_capped_actions_share_one_downscaled_copy_per_cap():
     assert upload.capped(Action("jpeg", 25, 300)).size == (400, 300)
     assert upload.capped(Action("jpeg", 25, 900)) is upload.image
     assert first.data == encode(upload.image, Action("jpeg", 10, 300)).data
+
+
+def large_jpeg(size: tuple[int, int] = (2000, 1500), **options) -> bytes:
+    return encode_bytes(textured(5, (200, 150)).resize(size, Image.Resampling.BICUBIC), "JPEG", quality=90, **options)
+
+
+def test_a_large_jpeg_is_decoded_at_full_size_only_when_an_action_needs_it():
+    data = large_jpeg()
+    upload = Upload.of(data)
+    assert upload.size == (2000, 1500) and upload.pixels == 3_000_000
+    assert WORKING_VIEW_PX <= min(upload.working().size) < 2 * WORKING_VIEW_PX
+    capped = upload.encoded(Action("jpeg", 25, 192))
+    assert Image.open(io.BytesIO(capped.data)).size == (256, 192)
+    assert not upload.full_decoded  # the cap lies under the draft-decoded working copy
+    eager = Upload(Image.open(io.BytesIO(data)).convert("RGB"))
+    assert capped.info.bytes == pytest.approx(eager.encoded(Action("jpeg", 25, 192)).info.bytes, rel=0.1)
+    full = upload.encoded(Action("jpeg", 25))
+    assert upload.full_decoded and Image.open(io.BytesIO(full.data)).size == (2000, 1500)
+    assert full.data == eager.encoded(Action("jpeg", 25)).data
+
+
+def test_a_turned_large_jpeg_keeps_its_upright_size():
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotated 90 degrees
+    upload = Upload.of(large_jpeg(exif=exif.tobytes()))
+    assert upload.size == (1500, 2000)
+    assert upload.working().size[0] < upload.working().size[1]
+    assert Image.open(io.BytesIO(upload.encoded(Action("jpeg", 25, 192)).data)).size == (192, 256)
+
+
+def test_a_truncated_large_jpeg_is_refused_before_any_decision():
+    data = large_jpeg()
+    with pytest.raises(TruncatedImage):
+        Upload.of(data[: len(data) // 2])
