@@ -23,7 +23,7 @@ test: install
 	$(PY) -m pytest -q
 
 lint: install
-	$(VENV)/bin/ruff check adacompress tests bench
+	$(VENV)/bin/ruff check adacompress tests bench notebooks
 
 # CNN timings, decide() at 0.2/2/12 MP against its floor, and the observation cost/bytes trade (~15 min on 2 cores).
 bench: install

@@ -61,6 +61,15 @@ def test_serve_help_names_its_flags(capsys):
         assert flag in flat, flag
 
 
+@pytest.mark.parametrize("name", [name for name in COMMANDS if name not in NOT_BUILT])
+def test_every_command_help_ends_with_an_example(capsys, name):
+    code, out, _ = run_cli(capsys, name, "--help")
+    assert code == 0
+    lines = out.rstrip().splitlines()
+    assert lines[-1].startswith(f"  adacompress {name} "), lines[-1]
+    assert "examples:" in lines
+
+
 @pytest.mark.parametrize("name", NOT_BUILT)
 @pytest.mark.parametrize("extra", [[], ["--port", "8080", "scenario.toml"]])
 def test_commands_not_built_yet_say_which_release_brings_them(capsys, name, extra):

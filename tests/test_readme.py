@@ -15,6 +15,24 @@ def test_readme_starts_with_the_two_commands():
     assert text.index("make test") < text.index("## Usage")
 
 
+def test_readme_sections_come_in_reading_order():
+    text = (ROOT / "README.md").read_text()
+    sections = ["## Two commands", "## The problem", "## Results", "## Point it at a real provider",
+                "## Put the proxy in front of an existing client", "## How to read a run's cost",
+                "## Growing past one machine"]
+    positions = [text.index(f"\n{section}\n") for section in sections]
+    assert positions == sorted(positions), sections
+
+
+def test_readme_links_every_doc_and_notebook():
+    text = (ROOT / "README.md").read_text()
+    files = sorted((ROOT / "docs").glob("*.md")) + sorted((ROOT / "notebooks").glob("*.ipynb"))
+    assert len(files) >= 6
+    for path in files:
+        link = path.relative_to(ROOT).as_posix()
+        assert f"]({link})" in text, f"README.md does not link {link}"
+
+
 def test_readme_results_match_the_benchmark_json():
     check = subprocess.run([sys.executable, str(ROOT / "bench" / "readme_table.py"), "--check"], cwd=ROOT)
     assert check.returncode == 0, "README.md is out of date: run `python bench/readme_table.py`"

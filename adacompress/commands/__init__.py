@@ -1,1 +1,1 @@
-"""One module per CLI subcommand: `HELP`, `configure(parser)`, `run(args) -> int`."""
+"""One module per CLI subcommand: `configure(parser)`, `run(args) -> int` (help and examples: `adacompress.cli`)."""

@@ -9,14 +9,8 @@ from adacompress.agents.learner import Learner, LearnerConfig
 from adacompress.service.registry import Registry
 from adacompress.service.store import open_store
 
-EXAMPLE = """example:
-  adacompress learn --redis redis://127.0.0.1:6379/0 --min-transitions 500 --gradient-steps 200
-"""
-
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.epilog = EXAMPLE
     defaults = LearnerConfig()
     parser.add_argument("--redis", metavar="URL", help="the service's Redis (default ADACOMPRESS_REDIS_URL)")
     parser.add_argument("--prefix", help="key prefix (default ADACOMPRESS_REDIS_PREFIX, else adacompress:)")

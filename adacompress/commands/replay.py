@@ -8,19 +8,13 @@ from pathlib import Path
 from adacompress.commands._common import load_images
 from adacompress.service.rules import RULE_SETS
 
-EXAMPLE = """examples:
-  adacompress replay day-to-night --backend local --images ../shared/data/imagenet-sample --out replay-out/
-  adacompress replay my-scenario.toml --images photos/ --rules both --out replay-out/
-  adacompress replay fog-rolls-in --images photos/ --proxy http://127.0.0.1:8080 --out replay-out/
-
-Built-in scenarios: day-to-night, fog-rolls-in, provider-swap (file format: docs/scenarios.md).
+NOTES = """Built-in scenarios: day-to-night, fog-rolls-in, provider-swap (file format: docs/scenarios.md).
 Writes timeline.jsonl (one line per image and rule set), summary.json and timeline.png under --out.
 """
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.epilog = EXAMPLE
+    parser.epilog = NOTES
     parser.add_argument("scenario", help="a built-in scenario's name or a scenario .toml file")
     parser.add_argument("--images", type=Path, required=True, help="photos the scenario streams (recursive)")
     parser.add_argument("--subset", choices=("all", "even", "odd"), default="all",

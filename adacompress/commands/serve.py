@@ -13,18 +13,13 @@ from adacompress.service.rules import RULE_SETS
 
 log = logging.getLogger(__name__)
 
-EXAMPLE = """examples:
-  adacompress serve --backend local                       # the offline stand-in, embedded store
-  adacompress serve --backend rekognition --redis redis://127.0.0.1:6379/0 --target-accuracy 0.98
-  curl --data-binary @photo.jpg http://127.0.0.1:8080/v1/recognize
-
+NOTES = """A client then sends: curl --data-binary @photo.jpg http://127.0.0.1:8080/v1/recognize
 Clients may send `Authorization: Bearer $ADACOMPRESS_API_KEY` when that variable is set (then required).
 """
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.epilog = EXAMPLE
+    parser.epilog = NOTES
     defaults, limits = ServeOptions(), ProxyConfig()
     parser.add_argument("--backend", default=defaults.backend, help="local, local:lite0, rekognition, baidu, ...")
     parser.add_argument("--policy", default=defaults.policy,
