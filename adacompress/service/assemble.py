@@ -51,13 +51,22 @@ class ServeOptions:
     """Cache cloud answers by the bytes sent (off: every answer from the provider, as a benchmark needs)."""
 
 
+def backend_options(options: ServeOptions) -> dict:
+    """Options for a cloud backend's stack: the service's Redis and prefix for its response cache and shared
+    provider limits too (replicas started with the same `--redis` share them), and `cache=off` when asked. The
+    local backend has no stack, so it takes none."""
+    if options.backend.startswith("local"):
+        return {}
+    shared = {"redis_url": options.redis_url, "cache_prefix": options.prefix}
+    return {k: v for k, v in shared.items() if v is not None} | ({} if options.cache else {"cache": "off"})
+
+
 def assemble(options: ServeOptions, config: ProxyConfig | None = None, backend: VisionBackend | None = None,
              store: Store | None = None, rules: Rules | None = None) -> ProxyService:
     """The service `options` describe; `backend`, `store` and `rules` may be given ready-made (tests)."""
     store = store if store is not None else open_store(options.redis_url, options.prefix)
     if backend is None:
-        uncached = not options.cache and not options.backend.startswith("local")  # the local backend has no cache
-        backend = create_backend(options.backend, **({"cache": "off"} if uncached else {}))
+        backend = create_backend(options.backend, **backend_options(options))
     registry = Registry(store)
     policy = _current_policy(registry, policy_from_spec(options.policy, DEFAULT_LADDER), backend)
     scoring = policy.scoring if isinstance(policy, LearnedPolicy) else Scoring()

@@ -13,7 +13,10 @@ from pathlib import Path
 import pytest
 
 from adacompress.cli import main
+from adacompress.cloud_backends.cache_stores import RedisCache
 from adacompress.cloud_backends.registry import create_backend
+from adacompress.service.assemble import ServeOptions, backend_options
+from tests.cloud_backends.conftest import REDIS_URL
 
 
 def test_fake_cloud_command_serves_until_ctrl_c(tmp_path, images, monkeypatch):
@@ -122,3 +125,21 @@ def test_cli_reports_an_open_breaker_in_one_line(provider, fake, image_folder, t
     err = capsys.readouterr().err
     assert "error [daily_quota_exhausted]" in err and "Open api daily request limit reached" in err
     assert fake.calls == 1
+
+
+@pytest.mark.parametrize("provider", ["rekognition"], indirect=True)
+def test_serve_shares_its_redis_and_prefix_with_the_backend_cache(fake, redis_prefix, images):
+    options = ServeOptions(backend="rekognition", redis_url=REDIS_URL, prefix=redis_prefix)
+    backend = create_backend("rekognition", **backend_options(options))
+    try:
+        assert isinstance(backend.cache, RedisCache) and backend.cache.prefix == redis_prefix
+        data = images.jpeg()
+        backend.recognize(data)
+        replica = create_backend("rekognition", **backend_options(options))  # a second replica, same flags
+        replica.recognize(data)
+        replica.close()
+        assert fake.requests == 1 and replica.stats.cache_hits == 1  # answered once, shared in Redis
+    finally:
+        backend.close()
+    assert backend_options(ServeOptions(backend="local")) == {}
+    assert backend_options(ServeOptions(backend="rekognition", cache=False)) == {"cache": "off"}
