@@ -31,7 +31,8 @@ def what_it_says(rows: list[dict]) -> list[str]:
         saved = 1 - agent["bytes_vs_reference"] / rival["bytes_vs_reference"]
         above = agent["bytes_vs_reference"] / oracle["bytes_vs_reference"] - 1
         lines.append(f"`{agent['policy']}` sends {agent['bytes_vs_reference']:.3f} of the q=75 bytes at "
-                     f"{agent['accuracy']:.1%} accuracy: {saved:.0%} fewer bytes than `{rival['policy']}` "
+                     f"{agent['accuracy']:.1%} accuracy: {abs(saved):.0%} {'fewer' if saved >= 0 else 'more'} bytes "
+                     f"than `{rival['policy']}` "
                      f"({rival['bytes_vs_reference']:.3f} at {rival['accuracy']:.1%}), the cheapest fixed JPEG "
                      f"action at least as accurate, and {above:.0%} more than the per-image oracle over JPEG "
                      f"{'quality and size' if sized else 'quality'} ({oracle['bytes_vs_reference']:.3f}), a bound no "

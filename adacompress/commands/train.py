@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -62,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     env = JpegQualityEnv(images, backend, ladder, scoring=unit_scoring,
                          featurizer=make_featurizer(args.featurizer, ladder), infer_monotone=True)
     env.reset(seed=args.seed)
-    training = {"command": "adacompress " + " ".join(args.argv), "backend": backend.name,
+    training = {"command": "adacompress " + shlex.join(args.argv), "backend": backend.name,
                 "images": str(args.images), "subset": args.subset,
                 "image_count": len(images), "views_per_image": args.views, "steps_requested": args.steps,
                 "max_calls": args.max_calls,

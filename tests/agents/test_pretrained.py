@@ -25,7 +25,7 @@ from adacompress.agents.pretrained import (
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SHIPPED = {"local-lite2", "local-lite2-top1"}
+SHIPPED = {"local-lite2", "local-lite2-top1", "local-lite2-res", "local-lite2-res-top1"}
 
 
 def test_shipped_agents_are_package_data():
