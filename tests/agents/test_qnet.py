@@ -47,7 +47,7 @@ def test_numpy_and_sb3_give_the_same_q_values_and_actions(agent):
     numpy_q = NumpyQNetwork(agent)(obs)
     assert numpy_q.shape == sb3_q.shape == (len(obs), len(DEFAULT_LADDER))
     assert numpy_q.dtype == np.float32
-    np.testing.assert_allclose(numpy_q, sb3_q, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(numpy_q, sb3_q, atol=1e-4, rtol=0)  # float32 sums up to ~100, another order
     sb3_actions, _ = model.predict(obs, deterministic=True)
     np.testing.assert_array_equal(numpy_q.argmax(axis=1), sb3_actions)
     np.testing.assert_array_equal(sb3_q.argmax(axis=1), sb3_actions)
