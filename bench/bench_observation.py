@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from _common import IMAGENET_SAMPLE, REPO_ROOT, machine, percentiles, time_each, write_json
+from _common import IMAGENET_SAMPLE, REPO_ROOT, fit_logistic, machine, percentiles, time_each, write_json
 
 from adacompress.cloud_backends.local import LocalBackend
 from adacompress.codec import DEFAULT_LADDER, REFERENCE_ACTION, encode
@@ -31,20 +31,6 @@ from adacompress.upload import Upload
 
 FEATURIZERS = ("probe:lite1", "probe:lite1:2", "probe:lite1:1", "probe:lite1:0", "probe:lite0", "probe:lite0:1")
 TARGETS = {HitRule.IN_LABELS: 0.98, HitRule.TOP1: 0.92}
-
-
-def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1.0, steps: int = 30) -> np.ndarray:
-    """Weights (bias last) of an L2-regularised logistic regression, by Newton's method."""
-    design = np.column_stack([x, np.ones(len(x))])
-    weights = np.zeros(design.shape[1])
-    penalty = np.eye(design.shape[1]) * l2
-    penalty[-1, -1] = 0.0
-    for _ in range(steps):
-        p = 1.0 / (1.0 + np.exp(-design @ weights))
-        gradient = design.T @ (p - y) + penalty @ weights
-        hessian = (design * (p * (1 - p))[:, None]).T @ design + penalty
-        weights -= np.linalg.solve(hessian, gradient)
-    return weights
 
 
 def bytes_at_accuracy(obs: np.ndarray, hits: np.ndarray, sizes: np.ndarray, reference: np.ndarray,

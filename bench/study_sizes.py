@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from _common import IMAGENET_SAMPLE, REPO_ROOT, machine, write_json
+from _common import IMAGENET_SAMPLE, REPO_ROOT, fit_logistic, machine, write_json
 
 from adacompress.cloud_backends.local import LocalBackend, softmax
 from adacompress.cnn import shared_model
@@ -101,17 +101,6 @@ def probe_features(row: dict, views: list[str]) -> list[float]:
     return out + [min(float(-(original * log_original).sum()), 10.0), *np.sort(original)[::-1][:3]]
 
 
-def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 3.0, steps: int = 25) -> np.ndarray:
-    design = np.column_stack([x, np.ones(len(x))])
-    weights, penalty = np.zeros(design.shape[1]), np.eye(design.shape[1]) * l2
-    penalty[-1, -1] = 0.0
-    for _ in range(steps):
-        p = 1.0 / (1.0 + np.exp(-design @ weights))
-        hessian = (design * (p * (1 - p))[:, None]).T @ design + penalty
-        weights -= np.linalg.solve(hessian, design.T @ (p - y) + penalty @ weights)
-    return weights
-
-
 def policy_bytes(x: np.ndarray, hit: np.ndarray, size: np.ndarray, train: np.ndarray, test: np.ndarray,
                  target: float) -> dict | None:
     """Held-out bytes of the cheapest rung whose predicted hit probability clears a threshold swept to `target`."""
@@ -120,7 +109,7 @@ def policy_bytes(x: np.ndarray, hit: np.ndarray, size: np.ndarray, train: np.nda
     for rung in range(hit.shape[1]):
         y = hit[train, rung].astype(float)
         if 0 < y.mean() < 1:
-            w = fit_logistic(z[train], y)
+            w = fit_logistic(z[train], y, l2=3.0, steps=25)
             probability[:, rung] = 1 / (1 + np.exp(-(np.column_stack([z[test], np.ones(test.sum())]) @ w)))
     best = None
     rows = np.arange(test.sum())
