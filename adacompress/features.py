@@ -86,17 +86,22 @@ class ProbeFeaturizer(Featurizer):
         view = upload.working()
         compressed = [decode(view.encoded(action).data) for action in self.probed]
         _, logits = self._model.run([view.image, *compressed])
-        probs = _softmax(logits)
-        original, top1 = probs[0], int(probs[0].argmax())
-        log_original = np.log(original + 1e-12)
-        rows = []
-        for p in probs[1:]:
-            kl = float((original * (log_original - np.log(p + 1e-12))).sum())
-            rows += [p[top1], float(p.argmax() == top1), min(kl, self.high), p.max()]
-        entropy = float(-(original * log_original).sum())
         ratios = np.minimum(estimate_ratios(upload, self.ladder.actions, REFERENCE_ACTION), self.high)
-        head = [min(entropy, self.high), *np.sort(original)[::-1][:3]]
-        return np.asarray([*rows, *head, *ratios], dtype=np.float32)
+        return np.asarray([*surrogate_numbers(_softmax(logits), self.high), *ratios], dtype=np.float32)
+
+
+def surrogate_numbers(probs: np.ndarray, high: float = ProbeFeaturizer.high) -> list[float]:
+    """The probe's surrogate part from the surrogate's softmax on the original (row 0) and each probed rung:
+    per rung, its probability of the original's top-1 class, whether that top-1 survives, the KL divergence
+    from the original (clipped at `high`) and its top probability; then the original's entropy and top-3."""
+    original, top1 = probs[0], int(probs[0].argmax())
+    log_original = np.log(original + 1e-12)
+    rows = []
+    for p in probs[1:]:
+        kl = float((original * (log_original - np.log(p + 1e-12))).sum())
+        rows += [p[top1], float(p.argmax() == top1), min(kl, high), p.max()]
+    entropy = float(-(original * log_original).sum())
+    return [*rows, min(entropy, high), *np.sort(original)[::-1][:3]]
 
 
 def is_probe(name: str) -> bool:

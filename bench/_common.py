@@ -96,6 +96,20 @@ def write_json(report: dict, out: Path) -> None:
     os.replace(tmp, out)
 
 
+def hit_probabilities(obs: np.ndarray, hits: np.ndarray, train: np.ndarray, test: np.ndarray,
+                      l2: float = 1.0, steps: int = 30) -> np.ndarray:
+    """Each test photo's hit probability per rung, from a logistic regression per rung fitted on the train
+    photos' standardised observations (1.0 for a rung that always or never hit in training)."""
+    x = (obs - obs[train].mean(axis=0)) / (obs[train].std(axis=0) + 1e-6)
+    design = np.column_stack([x[test], np.ones(len(x[test]))])
+    probability = np.ones((len(design), hits.shape[1]))
+    for rung in range(hits.shape[1]):
+        y = hits[train, rung].astype(float)
+        if 0 < y.mean() < 1:
+            probability[:, rung] = 1.0 / (1.0 + np.exp(-(design @ fit_logistic(x[train], y, l2, steps))))
+    return probability
+
+
 def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1.0, steps: int = 30) -> np.ndarray:
     """Weights (bias last) of an L2-regularised logistic regression, by Newton's method."""
     design = np.column_stack([x, np.ones(len(x))])

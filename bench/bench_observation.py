@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from _common import IMAGENET_SAMPLE, REPO_ROOT, fit_logistic, machine, percentiles, time_each, write_json
+from _common import IMAGENET_SAMPLE, REPO_ROOT, hit_probabilities, machine, percentiles, time_each, write_json
 
 from adacompress.cloud_backends.local import LocalBackend
 from adacompress.codec import DEFAULT_LADDER, REFERENCE_ACTION, encode
@@ -36,14 +36,7 @@ TARGETS = {HitRule.IN_LABELS: 0.98, HitRule.TOP1: 0.92}
 def bytes_at_accuracy(obs: np.ndarray, hits: np.ndarray, sizes: np.ndarray, reference: np.ndarray,
                       train: np.ndarray, test: np.ndarray, target: float) -> dict:
     """Held-out bytes / reference bytes at the lowest threshold that reaches `target` accuracy."""
-    mean, std = obs[train].mean(axis=0), obs[train].std(axis=0) + 1e-6
-    x = (obs - mean) / std
-    probability = np.ones((len(test), hits.shape[1]))
-    for rung in range(hits.shape[1]):
-        y = hits[train, rung].astype(float)
-        if 0 < y.mean() < 1:
-            weights = fit_logistic(x[train], y)
-            probability[:, rung] = 1.0 / (1.0 + np.exp(-(np.column_stack([x[test], np.ones(len(test))]) @ weights)))
+    probability = hit_probabilities(obs, hits, train, test)
     best = None
     for threshold in np.linspace(0.3, 0.999, 300):
         eligible = probability >= threshold

@@ -34,8 +34,9 @@ FILTERS = {
 
 
 def answers_kept(photos: list[Image.Image], backend: LocalBackend) -> dict:
-    references = [backend.recognize(encode(p, REFERENCE_ACTION).data) for p in photos]
-    reference_bytes = [encode(p, REFERENCE_ACTION).info.bytes for p in photos]
+    encoded_references = [encode(p, REFERENCE_ACTION) for p in photos]
+    references = [backend.recognize(e.data) for e in encoded_references]
+    reference_bytes = [e.info.bytes for e in encoded_references]
     rows = {}
     for name, shrink in FILTERS.items():
         for action in ACTIONS:

@@ -20,11 +20,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from _common import IMAGENET_SAMPLE, REPO_ROOT, fit_logistic, machine, write_json
+from _common import IMAGENET_SAMPLE, REPO_ROOT, hit_probabilities, machine, write_json
 
 from adacompress.cloud_backends.local import LocalBackend, softmax
 from adacompress.cnn import shared_model
 from adacompress.codec import REFERENCE_ACTION, Action, Ladder
+from adacompress.features import surrogate_numbers
 from adacompress.images import decode, list_images
 from adacompress.outcomes import OutcomeTable
 from adacompress.upload import Upload
@@ -89,28 +90,15 @@ def hits(rows: dict, names: list[str], rule: str) -> np.ndarray:
 
 
 def probe_features(row: dict, views: list[str]) -> list[float]:
-    """The probe's numbers (see features.ProbeFeaturizer) from the stored softmax of each view."""
+    """The probe's surrogate numbers (`features.surrogate_numbers`) from the stored softmax of each view."""
     probs = row["lite1"]
-    original = probs[0]
-    top1, log_original = int(original.argmax()), np.log(original + 1e-12)
-    out = []
-    for view in views:
-        p = probs[PROBE_VIEWS.index(view)]
-        kl = float((original * (log_original - np.log(p + 1e-12))).sum())
-        out += [float(p[top1]), float(p.argmax() == top1), min(kl, 10.0), float(p.max())]
-    return out + [min(float(-(original * log_original).sum()), 10.0), *np.sort(original)[::-1][:3]]
+    return [float(v) for v in surrogate_numbers(probs[[0, *(PROBE_VIEWS.index(v) for v in views)]])]
 
 
 def policy_bytes(x: np.ndarray, hit: np.ndarray, size: np.ndarray, train: np.ndarray, test: np.ndarray,
                  target: float) -> dict | None:
     """Held-out bytes of the cheapest rung whose predicted hit probability clears a threshold swept to `target`."""
-    z = (x - x[train].mean(0)) / (x[train].std(0) + 1e-6)
-    probability = np.ones((test.sum(), hit.shape[1]))
-    for rung in range(hit.shape[1]):
-        y = hit[train, rung].astype(float)
-        if 0 < y.mean() < 1:
-            w = fit_logistic(z[train], y, l2=3.0, steps=25)
-            probability[:, rung] = 1 / (1 + np.exp(-(np.column_stack([z[test], np.ones(test.sum())]) @ w)))
+    probability = hit_probabilities(x, hit, train, test, l2=3.0, steps=25)
     best = None
     rows = np.arange(test.sum())
     for threshold in np.linspace(0.3, 0.9995, 400):
