@@ -4,6 +4,7 @@ Every server is a real process: a fake Rekognition (`adacompress fake-cloud`, la
 (`adacompress serve --backend rekognition --no-cache`, decision workers as configured) in front of it,
 driven over loopback by concurrent HTTP clients posting the sample photos as they are (`/v1/recognize`).
 The pass-through proxy is the same server with `--passthrough` (no decision, the bytes forwarded as sent).
+A shorter run with one decision worker shows what the default of one worker per core buys.
 
 1. Throughput and p50/p99 latency of each; the proxy's resident memory (server and workers) after warm-up
    and at the end of `--requests` (target: flat over 10,000). Target: throughput >= 60% of pass-through's.
@@ -112,8 +113,10 @@ def drive(url: str, uploads: list[bytes], requests: int, concurrency: int) -> di
 
 
 def load(mode: str, env: dict[str, str], uploads: list[bytes], args: argparse.Namespace, logs: Path) -> dict:
+    """One server's run: `passthrough`, `adacompress` (`--requests`, at `--workers`) or `one_worker` (a fifth)."""
     port = free_port()
-    argv = ["serve", "--backend", "rekognition", "--no-cache", "--port", str(port), "--workers", str(args.workers),
+    workers = 1 if mode == "one_worker" else args.workers
+    argv = ["serve", "--backend", "rekognition", "--no-cache", "--port", str(port), "--workers", str(workers),
             "--max-in-flight", str(4 * args.concurrency)] + (["--passthrough"] if mode == "passthrough" else [])
     server = start(argv, env, f"http://127.0.0.1:{port}/healthz", logs / f"serve-{mode}.log")
     url = f"http://127.0.0.1:{port}/v1/recognize"
@@ -121,7 +124,7 @@ def load(mode: str, env: dict[str, str], uploads: list[bytes], args: argparse.Na
         drive(url, uploads, args.warmup, args.concurrency)
         rss_start = rss_mb(server.pid)
         requests = args.requests if mode == "adacompress" else max(args.warmup, args.requests // 5)
-        result = drive(url, uploads, requests, args.concurrency)
+        result = {"workers": workers, **drive(url, uploads, requests, args.concurrency)}
         result["rss_mb_after_warmup"], result["rss_mb_at_end"] = round(rss_start, 1), round(rss_mb(server.pid), 1)
         metrics = httpx.get(f"http://127.0.0.1:{port}/metrics").text
         sent = next(float(line.split()[1]) for line in metrics.splitlines()
@@ -171,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=10_000, help="requests to the proxy (pass-through: a fifth)")
     parser.add_argument("--warmup", type=int, default=50)
     parser.add_argument("--concurrency", type=int, default=4)
-    parser.add_argument("--workers", type=int, default=1, help="the proxy's decision worker processes")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="the proxy's decision worker processes (default: one per core, as `serve`)")
     parser.add_argument("--photos", type=int, default=200, help="sample photos cycled through")
     parser.add_argument("--uplink-mbit-s", type=float, default=20.0)
     parser.add_argument("--uplink-photos", type=int, default=30)
@@ -189,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     fake = start(["fake-cloud", "--provider", "rekognition", "--port", str(fake_port)], env,
                  f"http://127.0.0.1:{fake_port}/", logs / "fake.log")
     try:
-        runs = {mode: load(mode, env, uploads, args, logs) for mode in ("passthrough", "adacompress")}
+        runs = {mode: load(mode, env, uploads, args, logs) for mode in ("passthrough", "adacompress", "one_worker")}
     finally:
         stop(fake)
     photos = decoded(files[: args.uplink_photos])

@@ -147,18 +147,20 @@ def render_proxy(results_dir: Path) -> str:
     runs, uplink = load["runs"], load["uplink"]
     parts = [f"**The proxy under load** (`bench/results/proxy_load.json`: {load['setup']}; load "
              f"{load['machine']['load_average_1m_at_start']} at start)\n",
-             "| server | requests | throughput /s | p50 ms | p99 ms | bytes sent / received "
+             "| server | decision workers | requests | throughput /s | p50 ms | p99 ms | bytes sent / received "
              "| RSS after warm-up -> end MB |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for mode, run in runs.items():
-        parts.append(f"| {mode} | {run['requests']:,} | {run['throughput_per_s']:.1f} | {run['p50_ms']:.0f} | "
+        workers = "-" if mode == "passthrough" else run.get("workers", "")
+        parts.append(f"| {mode.replace('_', ' ')} | {workers} | {run['requests']:,} | {run['throughput_per_s']:.1f} | "
+                     f"{run['p50_ms']:.0f} | "
                      f"{run['p99_ms']:.0f} | {run['bytes_sent_vs_received']:.3f} | "
                      f"{run['rss_mb_after_warmup']:.0f} -> {run['rss_mb_at_end']:.0f} |")
     target = load["target"]
     parts.append(f"\n- Throughput: {load['throughput_vs_passthrough']:.0%} of the pass-through's, against a target "
-                 f"of {target['throughput_vs_passthrough']:.0%} ({'met' if target['met'] else 'missed'}): on two "
-                 "cores every request pays for the decision's five surrogate passes, which the pass-through skips "
-                 "(see \"What a decision costs\").")
+                 f"of {target['throughput_vs_passthrough']:.0%} ({'met' if target['met'] else 'missed'}): every "
+                 "request pays for the decision's surrogate passes, which the pass-through skips (see \"What a "
+                 "decision costs\").")
     felt = ", ".join(f"{name.replace('_', ' ')} (mean {r['mean_upload_bytes'] / 1000:.0f} kB) "
                      f"{r['through_proxy']['p50_ms']:.0f} ms through the proxy against {r['direct']['p50_ms']:.0f} ms "
                      "direct" for name, r in uplink.items() if isinstance(r, dict))

@@ -30,8 +30,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prefix", help="Redis key prefix (default ADACOMPRESS_REDIS_PREFIX, else adacompress:)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: loopback only)")
     parser.add_argument("--port", type=int, default=8080)
-    parser.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 1),
-                        help="decision worker processes (default: cores - 1; 0 decides in this process)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="decision worker processes (default: one per core; 0 decides in this process)")
     parser.add_argument("--onnx-threads", type=int, default=1, help="onnxruntime threads per worker (default 1)")
     parser.add_argument("--rules", choices=RULE_SETS, default=defaults.rules,
                         help="adacompress (holds --target-accuracy) or paper (AdaCompress's own rules)")
