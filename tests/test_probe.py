@@ -30,10 +30,18 @@ def test_the_default_featurizer_is_a_known_name():
     assert featurizer.name == DEFAULT_FEATURIZER and featurizer.dim > 0
 
 
+def test_the_int8_probe_reads_the_same_sizes_through_another_surrogate(photos):
+    float32, int8 = (make_featurizer(name).embed(photos[2]) for name in ("probe:lite1", "probe:lite1-int8"))
+    np.testing.assert_array_equal(int8[-len(DEFAULT_LADDER):], float32[-len(DEFAULT_LADDER):])
+    assert not np.array_equal(int8, float32)
+    assert np.abs(int8 - float32)[: 4 * PROBE_RUNGS + 4].max() < 0.5  # the same answers, give or take rounding
+
+
 def test_names_pick_the_surrogate():
     assert make_featurizer("probe").variant == "lite0"  # agent files written before probe:VARIANT existed
     assert make_featurizer("probe:lite1").variant == "lite1"
     assert make_featurizer("probe:lite1").name == "probe:lite1"
+    assert make_featurizer("probe:lite1-int8:2").name == "probe:lite1-int8:2"
     assert type(make_featurizer("embedding")) is Featurizer
     assert is_probe("probe") and is_probe("probe:lite2") and not is_probe("embedding")
 

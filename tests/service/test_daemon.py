@@ -318,8 +318,9 @@ def test_an_estimate_labels_every_rung_its_answer_implies(store: Store, small_ph
 
 def test_the_dial_moves_the_learned_policy_and_a_policy_without_one_refuses_it(small_photos):
     policy = load_policy("pretrained:local-lite2")
-    assert policy.size_weight == pytest.approx(0.4)
-    rungs = [[policy.decide(photo, size_weight).rung for size_weight in (1000.0, 0.4, 0.0)] for photo in small_photos]
+    assert policy.size_weight == pytest.approx(policy.scoring.beta / policy.scoring.alpha)  # the reward's own trade
+    rungs = [[policy.decide(photo, size_weight).rung for size_weight in (1000.0, policy.size_weight, 0.0)]
+             for photo in small_photos]
     assert all(cheap <= own <= dear for cheap, own, dear in rungs)
     assert any(cheap < dear for cheap, _, dear in rungs) and all(cheap == 0 for cheap, _, _ in rungs)
     with pytest.raises(PolicyError, match="no size weight"):
@@ -335,9 +336,10 @@ def test_the_daemon_decides_with_its_dial_and_loosens_it_while_every_answer_is_k
         served = daemon.handle(photo)
         weights.append(weight)
         assert served.decision.rung == policy.decide(photo, weight).rung
-    assert weights[0] == pytest.approx(0.4) and weights == sorted(weights) and weights[-1] > weights[0]
+    own = policy.size_weight  # the agent's trained weight is where the dial starts
+    assert weights[0] == pytest.approx(own) and weights == sorted(weights) and weights[-1] > weights[0]
     rise = ALL_ESTIMATES.dial_gain * (1 - ALL_ESTIMATES.target_accuracy)  # log step per kept answer
-    assert daemon.state.size_weight == pytest.approx(0.4 * math.exp(rise * len(weights)))
+    assert daemon.state.size_weight == pytest.approx(own * math.exp(rise * len(weights)))
 
 
 class BarrierBackend(RecordingBackend):
@@ -361,12 +363,12 @@ def test_both_halves_of_an_estimate_are_uploaded_at_once(hitting):
 
 def test_the_state_reaches_the_store_and_a_store_that_goes_away_costs_no_request(redis_server, prefix, hitting):
     store = RedisStore(redis_server.url, prefix=prefix)
-    daemon = Daemon(load_policy("pretrained:local-lite2"), RecordingBackend(), Scoring(), TransitionBuffer(store),
-                    ALL_ESTIMATES)
+    policy = load_policy("pretrained:local-lite2")
+    daemon = Daemon(policy, RecordingBackend(), Scoring(), TransitionBuffer(store), ALL_ESTIMATES)
     serve(daemon, hitting, 3)
     shared = store.hgetall(store.keys.daemon_replica(daemon.replica))
     assert (shared["target_accuracy"], shared["mode"], shared["retrain_requested"]) == (b"0.98", b"inference", b"0")
-    assert float(shared["size_weight"]) == pytest.approx(0.4)  # written at the first request, before any estimate
+    assert float(shared["size_weight"]) == pytest.approx(policy.size_weight)  # at the first request, before estimates
     assert 0 < store.client.pttl(store.keys.daemon_replica(daemon.replica)) <= 30_000  # a stopped replica's goes away
     assert store.hgetall(store.keys.daemon_state) == {}  # the learner's cue changes only with the mode
     redis_server.stop()
