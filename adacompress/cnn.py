@@ -17,6 +17,7 @@ import os
 import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnxruntime as ort
@@ -24,6 +25,9 @@ from PIL import Image
 
 from adacompress.config import settings
 from adacompress.errors import AdaCompressError
+
+if TYPE_CHECKING:
+    from onnxruntime.quantization import CalibrationDataReader
 
 BN_EPSILON = 1e-3
 FEATURE_DIM = 1280
@@ -188,7 +192,7 @@ def graph_path(spec: ModelSpec) -> Path:
     return cache_dir() / f"efficientnet-{spec.name}-{spec.input_px}px-{key}.onnx"
 
 
-def quantize_int8(float_graph: bytes, ranges: Path, reader=None) -> bytes:
+def quantize_int8(float_graph: bytes, ranges: Path, reader: CalibrationDataReader | None = None) -> bytes:
     """The float graph in 8 bits: QDQ, unsigned activations, signed per-channel weights, min-max ranges read from
     `ranges`, or measured on `reader`'s batches and written there (bench/calibrate_int8.py does that once)."""
     import tempfile

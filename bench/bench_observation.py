@@ -29,7 +29,8 @@ from adacompress.outcomes import OutcomeTable
 from adacompress.scoring import HitRule, Scoring
 from adacompress.upload import Upload
 
-FEATURIZERS = ("probe:lite1", "probe:lite1:2", "probe:lite1:1", "probe:lite1:0", "probe:lite0", "probe:lite0:1")
+FEATURIZERS = ("probe:lite1", "probe:lite1-int8", "probe:lite1:2", "probe:lite1:1", "probe:lite1:0", "probe:lite0",
+               "probe:lite0:1")
 TARGETS = {HitRule.IN_LABELS: 0.98, HitRule.TOP1: 0.92}
 
 
