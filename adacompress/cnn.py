@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import logging
 import math
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -199,13 +202,35 @@ def quantize_int8(float_graph: bytes, ranges: Path, reader: CalibrationDataReade
 
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
-    with tempfile.TemporaryDirectory(prefix="adacompress-int8-") as folder:
+    with tempfile.TemporaryDirectory(prefix="adacompress-int8-") as folder, _without_preprocessing_advice():
         source, target = Path(folder) / "float.onnx", Path(folder) / "int8.onnx"
         source.write_bytes(float_graph)
         quantize_static(source, target, reader, quant_format=QuantFormat.QDQ, per_channel=True,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         calibrate_method=CalibrationMethod.MinMax, calibration_cache_path=ranges)
         return target.read_bytes()
+
+
+@contextmanager
+def _without_preprocessing_advice() -> Iterator[None]:
+    """The quantizer advises pre-processing through the root logger, whose first use would also configure
+    logging for the whole process. The shipped ranges are keyed to tensor names as this module builds them,
+    which pre-processing would rename, so the advice does not apply here."""
+    root = logging.getLogger()
+    guard = None if root.handlers else logging.NullHandler()  # keeps logging.warning from calling basicConfig
+
+    def advice_dropped(record: logging.LogRecord) -> bool:
+        return "pre-processing before quantization" not in record.getMessage()
+
+    if guard:
+        root.addHandler(guard)
+    root.addFilter(advice_dropped)
+    try:
+        yield
+    finally:
+        root.removeFilter(advice_dropped)
+        if guard:
+            root.removeHandler(guard)
 
 
 def ensure_graph(spec: ModelSpec) -> Path:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -201,3 +203,15 @@ def test_new_ranges_build_a_new_graph(tmp_path, monkeypatch):
     (moved / shipped.name).write_text(json.dumps({**ranges, "remeasured": True}))
     monkeypatch.setattr("adacompress.cnn.CALIBRATION_DIR", moved)
     assert graph_path(spec) != before
+
+
+def test_building_the_int8_graph_prints_nothing_and_leaves_logging_alone(tmp_path):
+    # onnxruntime's quantizer logs advice through the root logger, which would also configure logging for
+    # the whole process (a server's own log setup then sees an extra handler).
+    check = "import logging; from adacompress.cnn import EfficientNetLite; EfficientNetLite('lite1-int8'); " \
+            "print(len(logging.getLogger().handlers))"
+    run = subprocess.run([sys.executable, "-c", check], env={**os.environ, "ADACOMPRESS_CACHE_DIR": str(tmp_path)},
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert list(tmp_path.glob("*lite1-int8*.onnx"))  # it really built the graph here
+    assert (run.stdout.strip(), run.stderr) == ("0", "")
