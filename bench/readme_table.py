@@ -151,7 +151,7 @@ def render_proxy(results_dir: Path) -> str:
              "| RSS after warm-up -> end MB |",
              "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for mode, run in runs.items():
-        workers = "-" if mode == "passthrough" else run.get("workers", "")
+        workers = "-" if mode == "passthrough" else run["workers"]
         parts.append(f"| {mode.replace('_', ' ')} | {workers} | {run['requests']:,} | {run['throughput_per_s']:.1f} | "
                      f"{run['p50_ms']:.0f} | "
                      f"{run['p99_ms']:.0f} | {run['bytes_sent_vs_received']:.3f} | "
