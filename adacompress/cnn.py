@@ -15,6 +15,7 @@ import importlib
 import logging
 import math
 import os
+import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -198,8 +199,6 @@ def graph_path(spec: ModelSpec) -> Path:
 def quantize_int8(float_graph: bytes, ranges: Path, reader: CalibrationDataReader | None = None) -> bytes:
     """The float graph in 8 bits: QDQ, unsigned activations, signed per-channel weights, min-max ranges read from
     `ranges`, or measured on `reader`'s batches and written there (bench/calibrate_int8.py does that once)."""
-    import tempfile
-
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     with tempfile.TemporaryDirectory(prefix="adacompress-int8-") as folder, _without_preprocessing_advice():

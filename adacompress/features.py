@@ -2,12 +2,12 @@
 
 Two featurizers, chosen by name:
 - `embedding`: EfficientNet-Lite0's 1280-d pooled features (AdaCompress used MobileNetV2's).
-- `probe:SURROGATE` (`probe:lite1-int8`, the default for training: Lite1 in 8 bits, at about half the
-  CPU time of `probe:lite1`; plain `probe` means `probe:lite0`): a compact robustness probe. Each cheap
-  rung of the ladder is encoded, decoded and shown to a local surrogate classifier: how much the
-  surrogate's own answer moves tells how fragile the image is, and the local sizes tell what each rung
-  costs. With a few hundred labelled images a 1280-d input
-  overfits; this 31-d probe generalises (see docs/architecture.md for the numbers).
+- `probe:SURROGATE` (`probe:lite1-int8`, the default for training: Lite1 in 8 bits, its passes at about
+  half the CPU time of `probe:lite1`'s; plain `probe` means `probe:lite0`): a compact robustness probe.
+  Each cheap rung of the ladder is encoded, decoded and shown to a local surrogate classifier: how much
+  the surrogate's own answer moves tells how fragile the image is, and the local sizes tell what each rung
+  costs. With a few hundred labelled images a 1280-d input overfits; this 31-d probe generalises (see
+  docs/architecture.md for the numbers).
 """
 
 from __future__ import annotations

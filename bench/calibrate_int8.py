@@ -25,6 +25,7 @@ from onnxruntime.quantization import CalibrationDataReader
 
 from adacompress.cnn import MODELS, build_onnx, calibration_path, ensure_graph, preprocess, quantize_int8
 from adacompress.codec import DEFAULT_LADDER
+from adacompress.features import _softmax as softmax
 from adacompress.features import probed_actions
 from adacompress.images import ImageSet, decode
 from adacompress.upload import Upload
@@ -56,11 +57,6 @@ def session(path: Path) -> ort.InferenceSession:
     options.intra_op_num_threads = 1
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = np.exp(logits - logits.max())
-    return shifted / shifted.sum()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,6 +25,7 @@ from adacompress.cnn import (
     shared_model,
 )
 from adacompress.errors import AdaCompressError
+from adacompress.features import _softmax
 
 VARIANTS = sorted(MODELS)
 GOLDEN = Path(__file__).parent / "expected" / "golden_logits.json"
@@ -172,11 +173,6 @@ def test_int8_variant_quantizes_every_convolution_from_the_shipped_ranges(tmp_pa
     convs, quantized = _quantized_convs(ensure_graph(MODELS["lite1-int8"]))
     assert convs > 40 and quantized == convs
     assert _quantized_convs(ensure_graph(MODELS["lite1"]))[1] == 0
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return shifted / shifted.sum(axis=1, keepdims=True)
 
 
 def test_int8_surrogate_answers_real_photos_as_float32_does(photos):
