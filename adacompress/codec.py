@@ -167,6 +167,11 @@ class Ladder:
                         for (codec, cap), run in groups)
 
     @property
+    def has_size_caps(self) -> bool:
+        """Whether some action may send fewer pixels than the upload has (else every choice encodes at full size)."""
+        return any(action.short_side for action in self.actions)
+
+    @property
     def runs(self) -> list[list[int]]:
         """Rung indices per codec and size cap, qualities ascending (answers are monotone along each), full size
         first, then the larger caps first (answers are monotone across them too)."""

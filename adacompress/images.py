@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from adacompress import config
 from adacompress.errors import CorruptImage, ImageTooLarge, NotAnImage, TooManyPixels, TruncatedImage
@@ -118,9 +118,16 @@ def _draft(image: Image.Image, short_side_px: int) -> None:
         image.draft(image.mode, (width // scale, height // scale))
 
 
+_TRANSPOSITIONS = range(2, 9)
+"""EXIF orientations other than upright (1)."""
+
+
 def to_rgb(image: Image.Image) -> Image.Image:
-    """Apply EXIF orientation and bring any mode (L, P, RGBA, CMYK, I;16, ...) to 8-bit RGB."""
-    image = ImageOps.exif_transpose(image)
+    """Apply EXIF orientation and bring any mode (L, P, RGBA, CMYK, I;16, ...) to 8-bit RGB.
+
+    An upright RGB image comes back as it is: `exif_transpose` would copy it (20 ms at 12 MP)."""
+    if image.getexif().get(ExifTags.Base.Orientation, 1) in _TRANSPOSITIONS:
+        image = ImageOps.exif_transpose(image)
     if image.mode.startswith("I"):
         # 16-bit grey: Pillow's convert("L") clips at 255, so scale the full 0..65535 range instead.
         arr = np.asarray(image, dtype=np.float64) / 257.0

@@ -84,6 +84,14 @@ def test_a_large_jpeg_is_decoded_at_full_size_only_when_an_action_needs_it():
     assert full.data == eager.encoded(Action("jpeg", 25)).data
 
 
+def test_a_caller_that_needs_full_size_decodes_a_large_jpeg_once():
+    data = large_jpeg()
+    upload = Upload.of(data, defer_full_decode=False)
+    assert upload.full_decoded
+    assert upload.working().image.tobytes() == upload.image.reduce(1500 // WORKING_VIEW_PX).tobytes()
+    assert upload.encoded(Action("jpeg", 25)).data == Upload.of(data).encoded(Action("jpeg", 25)).data
+
+
 def test_a_turned_large_jpeg_keeps_its_upright_size():
     exif = Image.Exif()
     exif[0x0112] = 6  # rotated 90 degrees

@@ -74,7 +74,7 @@ class Policy(ABC):
         without the dial refuses it rather than ignore it. `min_rung` is the daemon's quality floor, for when the
         dial alone cannot hold the accuracy: the choice keeps to `ladder.at_floor(min_rung)`.
         """
-        upload = Upload.of(upload, self.limits)
+        upload = self.upload_of(upload)
         if size_weight is not None and self.size_weight is None:
             raise PolicyError(f"policy {self.name} has no size weight to turn; only agents with the known-cost "
                               "head do")
@@ -82,6 +82,11 @@ class Policy(ABC):
         action = self.ladder[rung]
         return Decision(action, rung, observation, upload.encoded(action).data,
                         estimate_bytes(upload, self.reference), self.version, hit_probability)
+
+    def upload_of(self, upload: bytes | Image.Image | Upload) -> Upload:
+        """The upload as this policy reads it: under its decode limits, decoded at full size at once when every rung
+        of its ladder will need the full-size pixels anyway."""
+        return Upload.of(upload, self.limits, defer_full_decode=self.ladder.has_size_caps)
 
     @abstractmethod
     def _choose(self, upload: Upload, size_weight: float | None,

@@ -116,7 +116,7 @@ class Daemon:
     def handle(self, upload: bytes | Image.Image | Upload) -> Served:
         """Serve one upload; a `BadImage` raises before anything is sent."""
         policy, size_weight, min_rung = self.snapshot()
-        image = Upload.of(upload, policy.limits)
+        image = policy.upload_of(upload)
         decision = policy.decide(image, size_weight, min_rung)
         return self.serve(policy, decision, lambda: image.encoded(policy.reference).data)
 

@@ -134,8 +134,11 @@ class ProxyService:
         started = time.perf_counter()
         decision = await self.pool.decide(policy, body, size_weight, min_rung)
         self.metrics.decide_seconds.observe(time.perf_counter() - started)
-        served = await run_in_threadpool(self.daemon.serve, policy, decision,
-                                         lambda: Upload.of(body, policy.limits).encoded(policy.reference).data)
+
+        def reference() -> bytes:  # the reference is uncapped: the full decode is certain
+            return Upload.of(body, policy.limits, defer_full_decode=False).encoded(policy.reference).data
+
+        served = await run_in_threadpool(self.daemon.serve, policy, decision, reference)
         answer = ProxyAnswer.of(served)
         self._count(answer, route)
         return answer

@@ -31,6 +31,7 @@ from adacompress.evaluation import evaluate_oracle, evaluate_policy, evaluate_sp
 from adacompress.images import ImageSet, list_images
 from adacompress.outcomes import OutcomeTable
 from adacompress.upload import WORKING_VIEW_PX, Upload
+from tests.conftest import encode_bytes
 
 
 class RecordingBackend(LocalBackend):
@@ -79,6 +80,12 @@ def test_fixed_policy_decides_its_action_at_full_size(paths, quality):
         assert decision.policy_version == f"fixed:{quality}"
         assert decision.bytes == len(decision.data)
         assert_data_is_the_image_at_its_action(decision.data, original(path), decision.action)
+
+
+def test_a_large_upload_is_decoded_at_once_only_when_every_rung_is_full_size():
+    data = encode_bytes(Image.new("RGB", (2000, 1500), (90, 120, 30)), "JPEG", quality=90)
+    assert FixedPolicy(Action("jpeg", 25)).upload_of(data).full_decoded
+    assert not FixedPolicy(Action("jpeg", 25, 192)).upload_of(data).full_decoded  # may never need the full size
 
 
 def test_fixed_policy_sends_fewer_bytes_at_lower_quality(paths):
