@@ -254,7 +254,8 @@ def preprocess(image: Image.Image, input_px: int) -> np.ndarray:
 
     EfficientNet-Lite was trained on TF-style inputs: ImageNet mean/std would cost ~11 points of top-1.
     """
-    image = image.convert("RGB")
+    if image.mode != "RGB":  # convert() copies even an RGB image: 20 ms at 12 MP
+        image = image.convert("RGB")
     resize_px = round(input_px / 0.875)
     w, h = image.size
     scale = resize_px / min(w, h)
