@@ -8,6 +8,8 @@ A shorter run with one decision worker shows what the default of one worker per 
 
 1. Throughput and p50/p99 latency of each; the proxy's resident memory (server and workers) after warm-up
    and at the end of `--requests` (target: flat over 10,000). Target: throughput >= 60% of pass-through's.
+   CPU milliseconds per request by part (clients, fake cloud, proxy server, decision workers) say where the
+   cores went: the pass-through waits on its clients, the proxy on its cores.
 2. What a user feels behind a slow uplink: the fake reads uploads no faster than `--uplink-mbit-s` (20), and
    one client sends each photo directly to it (our Rekognition client) or through the proxy on loopback;
    end-to-end p50 for the sample photos and for 2 MP photos.
@@ -35,6 +37,7 @@ from adacompress.cloud_backends.registry import create_backend
 from adacompress.service.proxy_runner import free_port
 
 TARGET_THROUGHPUT_SHARE = 0.6
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def start(argv: list[str], env: dict[str, str], ready_url: str, log: Path) -> subprocess.Popen:
@@ -62,19 +65,56 @@ def stop(process: subprocess.Popen) -> None:
         process.kill()
 
 
-def rss_mb(pid: int) -> float:
-    """Resident memory of a process and all its descendants, in MB."""
-    total, pending = 0, [pid]
+def process_tree(pid: int) -> list[int]:
+    """A process and all its descendants."""
+    found, pending = [], [pid]
     while pending:
         current = pending.pop()
+        found.append(current)
+        try:
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending += [int(child) for child in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return found
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process and all its descendants, in MB."""
+    total = 0
+    for current in process_tree(pid):
         try:
             status = Path(f"/proc/{current}/status").read_text()
             total += int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")))
-            for task in Path(f"/proc/{current}/task").iterdir():
-                pending += [int(child) for child in (task / "children").read_text().split()]
         except (FileNotFoundError, ProcessLookupError, StopIteration):
             continue
     return total / 1024
+
+
+def cpu_s(pid: int) -> float:
+    """User plus system CPU seconds a process has used (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+class CpuMeter:
+    """CPU seconds per part while a run lasts: the load's clients (this process), the fake cloud, the proxy's
+    server process and its decision workers. Their sum per request is what the two cores have to share."""
+
+    def __init__(self, fake_pid: int, server_pid: int) -> None:
+        self.parts = {"clients": [os.getpid()], "fake_cloud": [fake_pid], "proxy_server": [server_pid],
+                      "decision_workers": process_tree(server_pid)[1:]}
+        self.started = self._read()
+
+    def _read(self) -> dict[str, float]:
+        return {part: sum(cpu_s(pid) for pid in pids) for part, pids in self.parts.items()}
+
+    def per_request_ms(self, requests: int) -> dict[str, float]:
+        used = {part: 1000 * (end - self.started[part]) / requests for part, end in self._read().items()}
+        return {**{part: round(ms, 1) for part, ms in used.items()}, "total": round(sum(used.values()), 1)}
 
 
 def drive(url: str, uploads: list[bytes], requests: int, concurrency: int) -> dict:
@@ -112,7 +152,8 @@ def drive(url: str, uploads: list[bytes], requests: int, concurrency: int) -> di
             "p99_ms": round(float(np.percentile(ordered, 99)), 1), "errors": errors}
 
 
-def load(mode: str, env: dict[str, str], uploads: list[bytes], args: argparse.Namespace, logs: Path) -> dict:
+def load(mode: str, env: dict[str, str], uploads: list[bytes], args: argparse.Namespace, logs: Path,
+         fake_pid: int) -> dict:
     """One server's run: `passthrough`, `adacompress` (`--requests`, at `--workers`) or `one_worker` (a fifth)."""
     port = free_port()
     workers = 1 if mode == "one_worker" else args.workers
@@ -124,7 +165,9 @@ def load(mode: str, env: dict[str, str], uploads: list[bytes], args: argparse.Na
         drive(url, uploads, args.warmup, args.concurrency)
         rss_start = rss_mb(server.pid)
         requests = args.requests if mode == "adacompress" else max(args.warmup, args.requests // 5)
+        meter = CpuMeter(fake_pid, server.pid)
         result = {"workers": workers, **drive(url, uploads, requests, args.concurrency)}
+        result["cpu_ms_per_request"] = meter.per_request_ms(requests)
         result["rss_mb_after_warmup"], result["rss_mb_at_end"] = round(rss_start, 1), round(rss_mb(server.pid), 1)
         metrics = httpx.get(f"http://127.0.0.1:{port}/metrics").text
         sent = next(float(line.split()[1]) for line in metrics.splitlines()
@@ -193,7 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     fake = start(["fake-cloud", "--provider", "rekognition", "--port", str(fake_port)], env,
                  f"http://127.0.0.1:{fake_port}/", logs / "fake.log")
     try:
-        runs = {mode: load(mode, env, uploads, args, logs) for mode in ("passthrough", "adacompress", "one_worker")}
+        runs = {mode: load(mode, env, uploads, args, logs, fake.pid)
+                for mode in ("passthrough", "adacompress", "one_worker")}
     finally:
         stop(fake)
     photos = decoded(files[: args.uplink_photos])

@@ -140,6 +140,10 @@ def render_daemon(results_dir: Path) -> str:
     return "\n".join(parts) + "\n"
 
 
+def busy_cores(run: dict) -> float:
+    return run["cpu_ms_per_request"]["total"] * run["throughput_per_s"] / 1000
+
+
 def render_proxy(results_dir: Path) -> str:
     if not (results_dir / "proxy_load.json").is_file():
         return ""
@@ -148,19 +152,24 @@ def render_proxy(results_dir: Path) -> str:
     parts = [f"**The proxy under load** (`bench/results/proxy_load.json`: {load['setup']}; load "
              f"{load['machine']['load_average_1m_at_start']} at start)\n",
              "| server | decision workers | requests | throughput /s | p50 ms | p99 ms | bytes sent / received "
-             "| RSS after warm-up -> end MB |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "| RSS after warm-up -> end MB | CPU ms / request: all (decisions) |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for mode, run in runs.items():
         workers = "-" if mode == "passthrough" else run["workers"]
+        cpu = run["cpu_ms_per_request"]
         parts.append(f"| {mode.replace('_', ' ')} | {workers} | {run['requests']:,} | {run['throughput_per_s']:.1f} | "
                      f"{run['p50_ms']:.0f} | "
                      f"{run['p99_ms']:.0f} | {run['bytes_sent_vs_received']:.3f} | "
-                     f"{run['rss_mb_after_warmup']:.0f} -> {run['rss_mb_at_end']:.0f} |")
+                     f"{run['rss_mb_after_warmup']:.0f} -> {run['rss_mb_at_end']:.0f} | "
+                     f"{cpu['total']:.0f} ({cpu['decision_workers']:.0f}) |")
     target = load["target"]
     parts.append(f"\n- Throughput: {load['throughput_vs_passthrough']:.0%} of the pass-through's, against a target "
-                 f"of {target['throughput_vs_passthrough']:.0%} ({'met' if target['met'] else 'missed'}): every "
-                 "request pays for the decision's surrogate passes, which the pass-through skips (see \"What a "
-                 "decision costs\").")
+                 f"of {target['throughput_vs_passthrough']:.0%} ({'met' if target['met'] else 'missed'}). The "
+                 "CPU column sums the clients, the fake cloud, the proxy's server and its decision workers per "
+                 f"request; times throughput, the pass-through kept {busy_cores(runs['passthrough']):.1f} of "
+                 f"{load['machine']['cpu_count']} cores busy (it waits on its clients) and the proxy "
+                 f"{busy_cores(runs['adacompress']):.1f} (it waits on the cores, mostly for the decision's "
+                 "surrogate passes: see \"What a decision costs\").")
     felt = ", ".join(f"{name.replace('_', ' ')} (mean {r['mean_upload_bytes'] / 1000:.0f} kB) "
                      f"{r['through_proxy']['p50_ms']:.0f} ms through the proxy against {r['direct']['p50_ms']:.0f} ms "
                      "direct" for name, r in uplink.items() if isinstance(r, dict))
