@@ -6,8 +6,9 @@ driven over loopback by concurrent HTTP clients posting the sample photos as the
 The pass-through proxy is the same server with `--passthrough` (no decision, the bytes forwarded as sent).
 A shorter run with one decision worker shows what the default of one worker per core buys.
 
-1. Throughput and p50/p99 latency of each; the proxy's resident memory (server and workers) after warm-up
-   and at the end of `--requests` (target: flat over 10,000). Target: throughput >= 60% of pass-through's.
+1. Throughput and p50/p99 latency of each; the proxy's resident memory (server and workers) after warm-up,
+   after each tenth of the requests and at the end (target: flat over 10,000: a leak grows with every tenth,
+   an allocator warming up does not). Target: throughput >= 60% of pass-through's.
    CPU milliseconds per request by part (clients, fake cloud, proxy server, decision workers) say where the
    cores went: the pass-through waits on its clients, the proxy on its cores.
 2. What a user feels behind a slow uplink: the fake reads uploads no faster than `--uplink-mbit-s` (20), and
@@ -26,6 +27,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -117,9 +119,12 @@ class CpuMeter:
         return {**{part: round(ms, 1) for part, ms in used.items()}, "total": round(sum(used.values()), 1)}
 
 
-def drive(url: str, uploads: list[bytes], requests: int, concurrency: int) -> dict:
-    """`requests` POSTs to `url` from `concurrency` clients, round robin over `uploads`."""
+def drive(url: str, uploads: list[bytes], requests: int, concurrency: int,
+          every: tuple[int, Callable[[], float]] | None = None) -> dict:
+    """`requests` POSTs to `url` from `concurrency` clients, round robin over `uploads`; with `every` = (n, probe),
+    `probe()` is also read after each n-th answer (the `timeline`)."""
     latencies: list[float] = []
+    timeline: list[list[float]] = []
     errors: dict[int, int] = {}
     counter = iter(range(requests))
     lock = threading.Lock()
@@ -138,6 +143,8 @@ def drive(url: str, uploads: list[bytes], requests: int, concurrency: int) -> di
                     latencies.append(elapsed)
                     if reply.status_code != 200:
                         errors[reply.status_code] = errors.get(reply.status_code, 0) + 1
+                    if every and len(latencies) % every[0] == 0:
+                        timeline.append([len(latencies), round(every[1](), 1)])
 
     started = time.perf_counter()
     threads = [threading.Thread(target=client) for _ in range(concurrency)]
@@ -149,7 +156,8 @@ def drive(url: str, uploads: list[bytes], requests: int, concurrency: int) -> di
     ordered = np.asarray(latencies)
     return {"requests": requests, "concurrency": concurrency, "wall_s": round(wall, 2),
             "throughput_per_s": round(requests / wall, 2), "p50_ms": round(float(np.percentile(ordered, 50)), 1),
-            "p99_ms": round(float(np.percentile(ordered, 99)), 1), "errors": errors}
+            "p99_ms": round(float(np.percentile(ordered, 99)), 1), "errors": errors,
+            **({"timeline": timeline} if every else {})}
 
 
 def load(mode: str, env: dict[str, str], uploads: list[bytes], args: argparse.Namespace, logs: Path,
@@ -166,7 +174,9 @@ def load(mode: str, env: dict[str, str], uploads: list[bytes], args: argparse.Na
         rss_start = rss_mb(server.pid)
         requests = args.requests if mode == "adacompress" else max(args.warmup, args.requests // 5)
         meter = CpuMeter(fake_pid, server.pid)
-        result = {"workers": workers, **drive(url, uploads, requests, args.concurrency)}
+        result = {"workers": workers, **drive(url, uploads, requests, args.concurrency,
+                                              (max(1, requests // 10), lambda: rss_mb(server.pid)))}
+        result["rss_mb_timeline"] = result.pop("timeline")
         result["cpu_ms_per_request"] = meter.per_request_ms(requests)
         result["rss_mb_after_warmup"], result["rss_mb_at_end"] = round(rss_start, 1), round(rss_mb(server.pid), 1)
         metrics = httpx.get(f"http://127.0.0.1:{port}/metrics").text

@@ -170,6 +170,10 @@ def render_proxy(results_dir: Path) -> str:
                  f"{load['machine']['cpu_count']} cores busy (it waits on its clients) and the proxy "
                  f"{busy_cores(runs['adacompress']):.1f} (it waits on the cores, mostly for the decision's "
                  "surrogate passes: see \"What a decision costs\").")
+    timeline = runs["adacompress"]["rss_mb_timeline"]
+    parts.append(f"- Memory after each tenth of the {runs['adacompress']['requests']:,} requests (MB): "
+                 f"{', '.join(f'{mb:.0f}' for _, mb in timeline)}; "
+                 f"{timeline[-1][1] - timeline[len(timeline) // 2 - 1][1]:+.0f} MB over the second half.")
     felt = ", ".join(f"{name.replace('_', ' ')} (mean {r['mean_upload_bytes'] / 1000:.0f} kB) "
                      f"{r['through_proxy']['p50_ms']:.0f} ms through the proxy against {r['direct']['p50_ms']:.0f} ms "
                      "direct" for name, r in uplink.items() if isinstance(r, dict))
