@@ -105,6 +105,21 @@ def test_preprocess_keeps_the_centre_of_wide_images():
     assert np.all(x == 1.0)
 
 
+@pytest.mark.parametrize("size", [(500, 375), (375, 500), (445, 334), (300, 300)])
+def test_preprocess_resamples_the_crop_as_resize_then_crop_would(textured_image, size):
+    # Only the crop's source box is resampled (cheaper); a wrong box would shift or stretch the view.
+    image, input_px = textured_image.resize(size, Image.Resampling.BICUBIC), 240
+    w, h = image.size
+    scale = round(input_px / 0.875) / min(w, h)
+    new_w, new_h = round(w * scale), round(h * scale)
+    left, top = (new_w - input_px) // 2, (new_h - input_px) // 2
+    cropped = image.resize((new_w, new_h), Image.Resampling.BILINEAR).crop(
+        (left, top, left + input_px, top + input_px))
+    expected = (np.asarray(cropped, dtype=np.float32).transpose(2, 0, 1) - 127.0) / 128.0
+    levels = np.abs(preprocess(image, input_px) - expected) * 128
+    assert levels.max() <= 2 + 1e-4 and levels.mean() < 0.1  # rounding only: a wrong box moves every pixel
+
+
 def test_preprocess_converts_other_modes():
     assert preprocess(Image.new("L", (40, 30), 255), 224).shape == (3, 224, 224)
     assert preprocess(Image.new("RGBA", (40, 30), (255, 0, 0, 255)), 224)[0].min() == 1.0
