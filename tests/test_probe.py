@@ -34,7 +34,10 @@ def test_the_int8_probe_reads_the_same_sizes_through_another_surrogate(photos):
     float32, int8 = (make_featurizer(name).embed(photos[2]) for name in ("probe:lite1", "probe:lite1-int8"))
     np.testing.assert_array_equal(int8[-len(DEFAULT_LADDER):], float32[-len(DEFAULT_LADDER):])
     assert not np.array_equal(int8, float32)
-    assert np.abs(int8 - float32)[: 4 * PROBE_RUNGS + 4].max() < 0.5  # the same answers, give or take rounding
+    surrogate = np.abs(int8 - float32)[: 4 * PROBE_RUNGS + 4]
+    survives = np.arange(PROBE_RUNGS) * 4 + 1  # whether a rung keeps the top-1: flips on a near-tie
+    assert surrogate[survives].sum() <= 1
+    assert np.delete(surrogate, survives).max() < 0.5  # the same answers, give or take rounding
 
 
 def test_names_pick_the_surrogate():
