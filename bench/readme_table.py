@@ -67,6 +67,13 @@ def render_rates(results_dir: Path) -> str:
     return "\n".join(parts)
 
 
+def cpu_note(host: dict) -> str:
+    """` (AMD EPYC, no VNNI)`: the int8 surrogate's speed, so the decision's ratios, depend on it most."""
+    if "vnni" not in host:
+        return ""
+    return f" ({host.get('cpu_model') or 'x86'}, {'VNNI' if host['vnni'] else 'no VNNI'})"
+
+
 def render_decide(results_dir: Path) -> str:
     if not (results_dir / "decide.json").is_file() or not (results_dir / "observation.json").is_file():
         return ""
@@ -74,7 +81,7 @@ def render_decide(results_dir: Path) -> str:
     observation = json.loads((results_dir / "observation.json").read_text())
     host = decide["machine"]
     parts = [f"**`decide()` of `{decide['agent']}` ({decide['featurizer']}) against its floor** "
-             f"(`bench/results/decide.json`, {host['cpu_count']} CPUs, "
+             f"(`bench/results/decide.json`, {host['cpu_count']} CPUs{cpu_note(host)}, "
              f"load {host['load_average_1m_at_start']} at start)\n",
              "| upload | decide p50 / p90 ms | floor (decode + one encode) p50 ms | local `recognize()` p50 ms "
              "| decide / floor | decide / recognize | reference size error p50 |",
