@@ -68,7 +68,7 @@ def render_rates(results_dir: Path) -> str:
 
 
 def cpu_note(host: dict) -> str:
-    """` (AMD EPYC, no VNNI)`: the int8 surrogate's speed, so the decision's ratios, depend on it most."""
+    """` (AMD EPYC, no VNNI)`: the CPU sets the int8 surrogate's speed, and with it the decision's ratios."""
     if "vnni" not in host:
         return ""
     return f" ({host.get('cpu_model') or 'x86'}, {'VNNI' if host['vnni'] else 'no VNNI'})"
