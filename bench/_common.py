@@ -65,9 +65,11 @@ def cpu_model_and_vnni() -> dict:
         info = Path("/proc/cpuinfo").read_text()
     except OSError:
         return {}
-    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "")
-    flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
-    return {"cpu_model": name, "vnni": any(flag in flags for flag in ("avx512_vnni", "avx_vnni"))}
+    first = {}  # each key's value on the first core
+    for key, _, value in (line.partition(":") for line in info.splitlines()):
+        first.setdefault(key.strip(), value.strip())
+    flags = first.get("flags", "").split()
+    return {"cpu_model": first.get("model name", ""), "vnni": any(f in flags for f in ("avx512_vnni", "avx_vnni"))}
 
 
 def sample_files(folder: Path | None, count: int) -> list[Path]:

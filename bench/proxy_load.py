@@ -16,6 +16,7 @@ A shorter run with one decision worker shows what the default of one worker per 
    end-to-end p50 for the sample photos and for 2 MP photos.
 
     python bench/proxy_load.py --out bench/results/proxy_load.json
+    python bench/proxy_load.py --requests 3000 --out bench/results/proxy_load-avx2.json   # another host, shorter
 """
 
 from __future__ import annotations

@@ -185,7 +185,21 @@ def render_proxy(results_dir: Path) -> str:
                      f"{r['through_proxy']['p50_ms']:.0f} ms through the proxy against {r['direct']['p50_ms']:.0f} ms "
                      "direct" for name, r in uplink.items() if isinstance(r, dict))
     parts.append(f"- Behind a {uplink['mbit_s']:.0f} Mbit/s uplink, end-to-end p50 per request: {felt}.")
+    parts += [other_host_proxy(path, runs["adacompress"]) for path in sorted(results_dir.glob("proxy_load-*.json"))]
     return "\n".join(parts) + "\n"
+
+
+def other_host_proxy(path: Path, here: dict) -> str:
+    """A shorter run on another host (`proxy_load-NAME.json`), in one line: the share moves with the CPU."""
+    load = json.loads(path.read_text())
+    runs = load["runs"]
+    return (f"- On another host{cpu_note(load['machine'])}, `bench/results/{path.name}`, "
+            f"{runs['adacompress']['requests']:,} requests: {runs['adacompress']['throughput_per_s']:.1f} requests/s "
+            f"against the pass-through's {runs['passthrough']['throughput_per_s']:.1f} "
+            f"({load['throughput_vs_passthrough']:.0%}); the decision workers used "
+            f"{runs['adacompress']['cpu_ms_per_request']['decision_workers']:.1f} ms of CPU a request "
+            f"(above: {here['cpu_ms_per_request']['decision_workers']:.1f}). See \"Where the cores go\" in "
+            "`docs/architecture.md`.")
 
 
 def render_replay(results_dir: Path) -> str:
