@@ -12,6 +12,8 @@ Two featurizers, chosen by name:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from PIL import Image
 
@@ -83,12 +85,40 @@ class ProbeFeaturizer(Featurizer):
         self.rungs = len(self.probed)
         self.dim = 4 * self.rungs + 4 + len(ladder)
 
-    def observe(self, upload: Upload) -> np.ndarray:
+    def observe(self, upload: Upload, first: FirstLook | None = None) -> np.ndarray:
+        """The whole observation; given the `first_look`, its two passes are not repeated (same numbers: onnxruntime
+        computes each image of a batch alike)."""
         view = upload.working()
-        compressed = [decode(view.encoded(action).data) for action in self.probed]
-        _, logits = self._model.run([view.image, *compressed])
+        done = first.logits if first is not None else np.empty((0, 0), dtype=np.float32)
+        rest = [view.image, *(decode(view.encoded(action).data) for action in self.probed)][len(done):]
+        _, logits = self._model.run(rest)
+        if len(done):
+            logits = np.concatenate([done, logits])
         ratios = np.minimum(estimate_ratios(upload, self.ladder.actions, REFERENCE_ACTION), self.high)
         return np.asarray([*surrogate_numbers(_softmax(logits), self.high), *ratios], dtype=np.float32)
+
+    def first_look(self, upload: Upload) -> FirstLook:
+        """What the first two passes (the photo, and the photo at the cheapest probed rung) and the two cheapest
+        rungs' sizes tell: the screen's input (`adacompress.agents.screen`), at two fifths of the probe's passes."""
+        view = upload.working()
+        _, logits = self._model.run([view.image, decode(view.encoded(self.probed[0]).data)])
+        partial = np.full(self.dim, np.nan, dtype=np.float32)
+        numbers = surrogate_numbers(_softmax(logits), self.high)
+        partial[:4], partial[4 * self.rungs:4 * self.rungs + 4] = numbers[:4], numbers[4:]
+        cheapest = [self.ladder.actions.index(action) for action in self.probed[:2]]
+        ratios = estimate_ratios(upload, tuple(self.ladder[i] for i in cheapest), REFERENCE_ACTION)
+        partial[[len(partial) - len(self.ladder) + i for i in cheapest]] = np.minimum(ratios, self.high)
+        return FirstLook(logits, partial)
+
+
+@dataclass(frozen=True)
+class FirstLook:
+    """The probe after its first two passes."""
+
+    logits: np.ndarray
+    """The surrogate's logits for the photo and for the photo at the cheapest probed rung."""
+    partial: np.ndarray
+    """The observation as far as those passes tell it (NaN where the rest of the probe is needed)."""
 
 
 def surrogate_numbers(probs: np.ndarray, high: float = ProbeFeaturizer.high) -> list[float]:

@@ -16,6 +16,7 @@ import onnxruntime
 import PIL
 from PIL import Image
 
+from adacompress.agents.screen import fit_logistic
 from adacompress.config import settings
 from adacompress.images import decode, list_images
 
@@ -123,17 +124,3 @@ def hit_probabilities(obs: np.ndarray, hits: np.ndarray, train: np.ndarray, test
         if 0 < y.mean() < 1:
             probability[:, rung] = 1.0 / (1.0 + np.exp(-(design @ fit_logistic(x[train], y, l2, steps))))
     return probability
-
-
-def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1.0, steps: int = 30) -> np.ndarray:
-    """Weights (bias last) of an L2-regularised logistic regression, by Newton's method."""
-    design = np.column_stack([x, np.ones(len(x))])
-    weights = np.zeros(design.shape[1])
-    penalty = np.eye(design.shape[1]) * l2
-    penalty[-1, -1] = 0.0
-    for _ in range(steps):
-        p = 1.0 / (1.0 + np.exp(-design @ weights))
-        gradient = design.T @ (p - y) + penalty @ weights
-        hessian = (design * (p * (1 - p))[:, None]).T @ design + penalty
-        weights -= np.linalg.solve(hessian, gradient)
-    return weights

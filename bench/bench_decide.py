@@ -6,7 +6,8 @@ per image: the floor (decode the upload, encode it once at the decided action) a
 `recognize()` of the same bytes. Absolute times differ threefold between hosts, so the targets are
 ratios within this run: decide p50 <= 0.35x recognize p50 at 0.2 MP, and <= 1.5x the floor at 12 MP.
 The size estimator's error (estimated against real full-size bytes, every rung and the reference) is
-measured on the same images.
+measured on the same images, and `early_exits` says how many decisions the screen ended after two of the probe's
+five passes (`adacompress/agents/screen.py`) and what those and the rest cost.
 
     python bench/bench_decide.py --out bench/results/decide.json
 """
@@ -62,10 +63,15 @@ def bench_size(uploads: list[bytes], policy, backend: LocalBackend, warmup: int)
     floor_ms = time_each(uploads, lambda d: encode(decode(d), decisions[id(d)].action), warmup)
     recognize_ms = time_each(uploads, backend.recognize, warmup)
     first = Upload.of(uploads[0]).image
+    exited = [decisions[id(d)].observation is None for d in uploads]
     return {
         "images": len(uploads), "size_px": list(first.size),
         "mean_upload_bytes": round(float(np.mean([len(d) for d in uploads]))),
-        "decide": percentiles(decide_ms), "floor_decode_plus_one_encode": percentiles(floor_ms),
+        "decide": percentiles(decide_ms),
+        "early_exits": {"share": round(float(np.mean(exited)), 3),
+                        "exited": percentiles([ms for ms, e in zip(decide_ms, exited, strict=True) if e] or [0.0]),
+                        "probed": percentiles([ms for ms, e in zip(decide_ms, exited, strict=True) if not e] or [0.0])},
+        "floor_decode_plus_one_encode": percentiles(floor_ms),
         "local_backend_recognize": percentiles(recognize_ms),
         "decide_p50_vs_floor": round(float(np.median(decide_ms) / np.median(floor_ms)), 3),
         "decide_p50_vs_recognize": round(float(np.median(decide_ms) / np.median(recognize_ms)), 3),

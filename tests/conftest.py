@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from adacompress.agents.agent_file import AgentFile
+from adacompress.agents.screen import PREFIX, Screen
 from adacompress.cloud_backends.local import LocalBackend
 from adacompress.demo_images import demo_photos
 from adacompress.features import Featurizer
@@ -26,6 +29,20 @@ def encode_bytes(image: Image.Image, fmt: str = "PNG", **options) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format=fmt, **options)
     return buffer.getvalue()
+
+
+def with_screen(agent: AgentFile, screen: Screen | None) -> AgentFile:
+    """`agent` with `screen` in place of its own (None: without any)."""
+    arrays = {k: v for k, v in agent.weights().items() if not k.startswith(PREFIX)}
+    if screen is not None:
+        arrays.update(screen.arrays())
+    return replace(agent, weights_npz=AgentFile.pack_weights(arrays))
+
+
+def constant_screen(probability: float) -> Screen:
+    """A screen that says `probability` for every photo (all input weights zero)."""
+    bias = np.log(probability / (1 - probability))
+    return Screen(np.array([0.0] * 10 + [bias]), np.zeros(10), np.ones(10))
 
 
 def textured(seed: int = 0, size: tuple[int, int] = (128, 96)) -> Image.Image:

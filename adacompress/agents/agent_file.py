@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from adacompress.agents.screen import Screen
 from adacompress.codec import Action, Ladder
 from adacompress.errors import AdaCompressError
 from adacompress.features import DEFAULT_FEATURIZER
@@ -81,6 +82,14 @@ class AgentFile:
         with np.load(io.BytesIO(self.weights_npz), allow_pickle=False) as arrays:
             return {name: arrays[name] for name in arrays.files}
 
+    def screen(self) -> Screen | None:
+        """The early-exit screen stored among the weights (None if the agent has none)."""
+        weights = self.weights()
+        try:
+            return Screen.from_weights(weights)
+        except ValueError as exc:
+            raise AgentFileError(f"agent weights hold a broken screen ({exc})") from exc
+
     @staticmethod
     def pack_weights(arrays: dict[str, np.ndarray]) -> bytes:
         buffer = io.BytesIO()
@@ -127,7 +136,7 @@ class AgentFile:
             scoring = Scoring(rule=HitRule(scoring_fields.pop("rule")), **scoring_fields)
             agent = cls(AgentConfig(**config_fields), Ladder.parse(header["ladder"]), Action.parse(header["reference"]),
                         scoring, int(header["observation_dim"]), weights, dict(header.get("metadata", {})))
-            agent.weights()  # a readable npz without pickles, or an error now rather than at the first request
+            agent.screen()  # a readable npz without pickles, or an error now rather than at the first request
         except (KeyError, TypeError, ValueError) as exc:
             raise AgentFileError(f"{source}: agent file is inconsistent ({exc})") from exc
         return agent

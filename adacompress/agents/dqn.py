@@ -26,6 +26,8 @@ from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 
 from adacompress.agents.agent_file import AgentConfig, AgentFile
+from adacompress.agents.screen import PREFIX as SCREEN_PREFIX
+from adacompress.agents.screen import Screen
 from adacompress.codec import Action, Ladder
 from adacompress.errors import AdaCompressError
 from adacompress.features import DEFAULT_FEATURIZER, ends_with_size_ratios
@@ -91,16 +93,18 @@ def build_dqn(env: gym.Env, config: AgentConfig, replay_buffer_class: type[Repla
 
 
 def agent_file(model: DQN, ladder: Ladder, reference: Action, scoring: Scoring, config: AgentConfig,
-               metadata: dict[str, Any] | None = None) -> AgentFile:
-    """The trained network as an agent file (weights as float32 numpy arrays)."""
+               metadata: dict[str, Any] | None = None, screen: Screen | None = None) -> AgentFile:
+    """The trained network (weights as float32 numpy arrays) and its early-exit `screen`, as an agent file."""
     arrays = {k: v.detach().cpu().numpy() for k, v in model.q_net.state_dict().items()}
+    if screen is not None:
+        arrays.update(screen.arrays())
     return AgentFile(config, ladder, reference, scoring, int(model.observation_space.shape[0]),
                      AgentFile.pack_weights(arrays), dict(metadata or {}))
 
 
 def load_weights(model: DQN, agent: AgentFile) -> None:
     """Put an agent file's weights into `model`'s Q-network and its target."""
-    state = {k: torch.as_tensor(v) for k, v in agent.weights().items()}
+    state = {k: torch.as_tensor(v) for k, v in agent.weights().items() if not k.startswith(SCREEN_PREFIX)}
     model.q_net.load_state_dict(state)
     model.q_net_target.load_state_dict(state)
 

@@ -163,7 +163,7 @@ class Learner:
         model = dqn_from_agent(agent, StreamReplayBuffer, {"alpha": 1.0, "beta": beta / alpha})
         self._train(model, [t for _, t in train])
         candidate = agent_file(model, agent.ladder, agent.reference, agent.scoring, agent.config,
-                               {**agent.metadata, "parent": parent})
+                               {**agent.metadata, "parent": parent}, agent.screen())
         candidate_score, parent_score = validation_score(candidate, validation), validation_score(agent, validation)
         window = (train[0][0], train[-1][0])
         published = candidate_score >= parent_score and candidate.version != parent

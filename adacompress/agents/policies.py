@@ -17,9 +17,10 @@ from PIL import Image
 from adacompress.agents.agent_file import AgentFile
 from adacompress.agents.pretrained import load_pretrained
 from adacompress.agents.qnet import NumpyQNetwork
+from adacompress.agents.screen import screen_columns
 from adacompress.codec import REFERENCE_ACTION, Action, Ladder
 from adacompress.errors import AdaCompressError
-from adacompress.features import Featurizer, ends_with_size_ratios, make_featurizer
+from adacompress.features import Featurizer, ProbeFeaturizer, ends_with_size_ratios, make_featurizer
 from adacompress.images import DecodeLimits
 from adacompress.rate import estimate_bytes
 from adacompress.upload import Upload
@@ -37,7 +38,8 @@ class Decision:
     rung: int
     """Index of `action` in the policy's ladder."""
     observation: np.ndarray | None
-    """What the policy saw (None for policies that look at nothing); the daemon's transitions keep it."""
+    """What the policy saw (None for policies that look at nothing, and for an early exit: `agents/screen.py`); the
+    daemon's transitions keep it."""
     data: bytes
     """The upload encoded at `action`: exactly these bytes go to the backend."""
     reference_bytes: int
@@ -82,6 +84,10 @@ class Policy(ABC):
         action = self.ladder[rung]
         return Decision(action, rung, observation, upload.encoded(action).data,
                         estimate_bytes(upload, self.reference), self.version, hit_probability)
+
+    def observe(self, upload: Upload) -> np.ndarray | None:
+        """What this policy's decisions look at (None for policies that look at nothing)."""
+        return None
 
     def upload_of(self, upload: bytes | Image.Image | Upload) -> Upload:
         """The upload as this policy reads it: under its decode limits, decoded at full size at once when every rung
@@ -141,6 +147,9 @@ class LearnedPolicy(Policy):
         self.q_network = NumpyQNetwork(agent)
         if agent.config.head == "known-cost":
             self.size_weight = agent.config.size_weight
+        self.screen = agent.screen() if self.size_weight is not None and not agent.ladder.has_size_caps \
+            and isinstance(self.featurizer, ProbeFeaturizer) and self.featurizer.rungs >= 2 else None
+        """The early exit (`adacompress.agents.screen`), where the agent has one and it can be sure."""
 
     def size_ratios(self, observation: np.ndarray) -> np.ndarray | None:
         """Every rung's estimated size ratio, read off an observation of this policy's (None if it has none)."""
@@ -148,9 +157,21 @@ class LearnedPolicy(Policy):
             return None
         return np.asarray(observation[-len(self.ladder):], dtype=np.float64)
 
+    def observe(self, upload: Upload) -> np.ndarray:
+        return self.featurizer.observe(upload)
+
     def _choose(self, upload: Upload, size_weight: float | None,
-                allowed: tuple[int, ...]) -> tuple[int, np.ndarray, float | None]:
-        observation = self.featurizer.observe(upload)
+                allowed: tuple[int, ...]) -> tuple[int, np.ndarray | None, float | None]:
+        first = None
+        if self.screen is not None and allowed[0] == 0:
+            assert isinstance(self.featurizer, ProbeFeaturizer) and self.size_weight is not None
+            first = self.featurizer.first_look(upload)
+            inputs = first.partial[screen_columns(self.featurizer.rungs, len(self.ladder), (0, 1))]
+            probability = self.screen.hit_probability(inputs)
+            if self.screen.exits(probability, self.size_weight if size_weight is None else size_weight,
+                                 (float(inputs[-2]), float(inputs[-1]))):
+                return 0, None, probability  # no observation: the Q-network was not asked
+        observation = self.featurizer.observe(upload, first)
         rung = allowed[int(self.q_network(observation, size_weight)[0, list(allowed)].argmax())]
         probabilities = self.q_network.hit_probabilities(observation)
         return rung, observation, None if probabilities is None else float(probabilities[0, rung])

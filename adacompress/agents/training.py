@@ -19,8 +19,10 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 from adacompress.agents.agent_file import AgentConfig, AgentFile
 from adacompress.agents.dqn import agent_file, build_dqn, load_weights
+from adacompress.agents.screen import Screen, screen_columns
 from adacompress.envs.jpeg_quality import JpegQualityEnv
 from adacompress.errors import AdaCompressError
+from adacompress.features import ProbeFeaturizer
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +94,10 @@ def train_agent(env: JpegQualityEnv, config: AgentConfig, steps: int, out: Path,
             add_image_transitions(model, env, names[name])
     metadata = dict(metadata or {})
 
+    screen: Screen | None = None  # fitted once training is over, from what it paid for
+
     def snapshot() -> AgentFile:
-        return agent_file(model, env.ladder, env.table.reference_action, env.table.scoring, config, metadata)
+        return agent_file(model, env.ladder, env.table.reference_action, env.table.scoring, config, metadata, screen)
 
     def save_checkpoint(at_step: int) -> None:
         total = done_steps + at_step
@@ -109,8 +113,28 @@ def train_agent(env: JpegQualityEnv, config: AgentConfig, steps: int, out: Path,
     if remaining and calls_before < max_calls:
         model.learn(total_timesteps=remaining, callback=callback, progress_bar=progress_bar,
                     log_interval=10**9)
+    screen = fit_screen(env, config)
     save_checkpoint(model.num_timesteps)
     report = TrainReport(done_steps + model.num_timesteps, len(env.table.resolved),
                          calls_before + env.backend.stats.calls, callback.stopped_by_budget)
     return snapshot(), report
 
+
+def fit_screen(env: JpegQualityEnv, config: AgentConfig) -> Screen | None:
+    """The early-exit screen (`adacompress.agents.screen`) for an agent trained on `env`, fitted on every image the
+    run resolved: its observation and the real answer at the cheapest rung (the galloping search's first upload).
+
+    None where an exit cannot be sure to pick the best rung: a head without the known size term, a ladder with size
+    caps (a smaller size may be cheaper than the cheapest full-size quality), or a featurizer other than the probe.
+    """
+    featurizer, ladder = env.featurizer, env.ladder
+    if config.head != "known-cost" or ladder.has_size_caps or not isinstance(featurizer, ProbeFeaturizer) \
+            or featurizer.rungs < 2:
+        return None
+    columns = screen_columns(featurizer.rungs, len(ladder), (0, 1))
+    names = {env.table.images.name(i): i for i in range(len(env.table))}
+    resolved = [(names[name], hits[0]) for name, hits in env.table.resolved.items() if name in names]
+    if len({hit for _, hit in resolved}) < 2:
+        return None  # every image kept (or lost) the answer: nothing to tell apart
+    inputs = np.stack([env.features(index)[columns] for index, _ in resolved]).astype(np.float64)
+    return Screen.fit(inputs, np.array([hit for _, hit in resolved]))

@@ -22,7 +22,7 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -118,7 +118,7 @@ class Daemon:
         policy, size_weight, min_rung = self.snapshot()
         image = policy.upload_of(upload)
         decision = policy.decide(image, size_weight, min_rung)
-        return self.serve(policy, decision, lambda: image.encoded(policy.reference).data)
+        return self.serve(policy, decision, lambda: image)
 
     def snapshot(self) -> tuple[Policy, float | None, int]:
         """The policy serving now, the dial and the quality floor to decide with: what a decision made elsewhere
@@ -126,9 +126,9 @@ class Daemon:
         with self._lock:
             return self.policy, self._state.size_weight, self._state.min_rung
 
-    def serve(self, policy: Policy, decision: Decision, reference: Callable[[], bytes]) -> Served:
-        """Serve a decision `policy` made (here, or in a worker process); `reference()` encodes the reference
-        upload, called only if the request becomes an estimate."""
+    def serve(self, policy: Policy, decision: Decision, upload: Callable[[], Upload]) -> Served:
+        """Serve a decision `policy` made (here, or in a worker process); `upload()` gives the upload, called only if
+        the request becomes an estimate (to encode the reference, and to observe it if the decision exited early)."""
         with self._lock:
             state = self._state
             p_est = self.rules.estimate_probability(state, decision.observation, decision.hit_probability)
@@ -141,7 +141,10 @@ class Daemon:
             answer = self.backend.recognize(decision.data)
             return Served(answer, decision, decision.reference_bytes, "inference", False, None, p_est,
                           decision.policy_version)
-        return self._estimate(policy, decision, reference(), p_est)
+        image = upload()
+        if decision.observation is None:  # an early exit: the learner still needs what the whole probe sees
+            decision = replace(decision, observation=policy.observe(image))
+        return self._estimate(policy, decision, image.encoded(policy.reference).data, p_est)
 
     def _due_snapshot(self) -> dict[str, Any] | None:
         """The state to share if a share is due (called under the lock)."""

@@ -135,10 +135,10 @@ class ProxyService:
         decision = await self.pool.decide(policy, body, size_weight, min_rung)
         self.metrics.decide_seconds.observe(time.perf_counter() - started)
 
-        def reference() -> bytes:  # the reference is uncapped: the full decode is certain
-            return Upload.of(body, policy.limits, defer_full_decode=False).encoded(policy.reference).data
+        def upload() -> Upload:  # for an estimate: the reference is uncapped, so the full decode is certain
+            return Upload.of(body, policy.limits, defer_full_decode=False)
 
-        served = await run_in_threadpool(self.daemon.serve, policy, decision, reference)
+        served = await run_in_threadpool(self.daemon.serve, policy, decision, upload)
         answer = ProxyAnswer.of(served)
         self._count(answer, route)
         return answer

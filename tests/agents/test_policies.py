@@ -144,16 +144,22 @@ def test_learned_policy_from_bytes_decides_by_its_q_network(trained_agent, paths
     assert isinstance(policy, LearnedPolicy)
     assert policy.version == hashlib.sha256(trained_agent.weights_npz).hexdigest() == trained_agent.version
     q_network = NumpyQNetwork(AgentFile.from_bytes(trained_agent.to_bytes()))
+    asked = 0
     for path in paths:
         image = original(path)
         decision = policy.decide(path.read_bytes())
         assert decision.policy_version == trained_agent.version
+        assert_data_is_the_image_at_its_action(decision.data, image, decision.action)
+        if decision.observation is None:  # the early exit (tests/agents/test_screen.py)
+            assert policy.screen is not None and decision.rung == 0
+            continue
+        asked += 1
         assert decision.observation.shape == (trained_agent.observation_dim,) == (31,)
         assert decision.observation.dtype == np.float32
         np.testing.assert_array_equal(decision.observation, policy.featurizer.observe(Upload(image)))
         assert decision.rung == int(q_network(decision.observation)[0].argmax())
         assert decision.action == trained_agent.ladder[decision.rung]
-        assert_data_is_the_image_at_its_action(decision.data, image, decision.action)
+    assert asked >= len(paths) // 2
 
 
 @pytest.mark.parametrize("large", [False, True])

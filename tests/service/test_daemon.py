@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from adacompress import upload as upload_module
-from adacompress.agents.policies import FixedPolicy, PolicyError, load_policy
+from adacompress.agents.policies import FixedPolicy, LearnedPolicy, PolicyError, load_policy
 from adacompress.agents.replay_buffer import TransitionBuffer
 from adacompress.cloud_backends.base import BackendUnavailable, Recognition
 from adacompress.cloud_backends.local import LocalBackend
@@ -28,6 +28,8 @@ from adacompress.service.daemon import Daemon, Served
 from adacompress.service.registry import Registry
 from adacompress.service.rules import PaperRules, TargetRules
 from adacompress.service.store import EmbeddedStore, RedisStore, Store
+from adacompress.upload import Upload
+from tests.conftest import constant_screen, with_screen
 
 Q1, Q10, Q95 = (FixedPolicy(Action("jpeg", q)) for q in (1, 10, 95))
 ALWAYS, NEVER = PaperRules(p_est_floor=1.0, p_est_ceiling=1.0), PaperRules(p_est_floor=0.0, p_est_ceiling=0.0)
@@ -170,6 +172,19 @@ def test_each_estimate_adds_one_transition_with_its_fields(store: Store, small_p
         assert (transition.bytes_sent, transition.reference_bytes) == (s.decision.bytes, s.reference_bytes)
         assert transition.size_ratio == pytest.approx(s.decision.bytes / s.reference_bytes)
         assert transition.observation.tobytes() == s.decision.observation.astype("<f4").tobytes()
+
+
+def test_an_early_exit_that_becomes_an_estimate_records_what_the_whole_probe_sees(store: Store, small_photos):
+    shipped = load_policy("pretrained:local-lite2")
+    policy = LearnedPolicy(with_screen(shipped.agent, constant_screen(0.999)))
+    buffer = TransitionBuffer(store)
+    served = Daemon(policy, RecordingBackend(), Scoring(), buffer, ALWAYS).handle(small_photos[0])
+    assert (served.estimated, served.decision.rung) == (True, 0)
+    assert buffer.flush()
+    (transition,) = buffer.read()  # the paper's rules learn from the uploaded rung alone
+    expected = policy.observe(Upload(small_photos[0]))
+    assert transition.observation.tobytes() == expected.astype("<f4").tobytes()
+    assert (transition.rung, transition.bytes_sent) == (0, served.decision.bytes)
 
 
 def test_a_policy_without_observations_estimates_but_records_no_transitions(hitting):

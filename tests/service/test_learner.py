@@ -179,7 +179,7 @@ def test_the_daemons_retrain_request_starts_a_retrain(embedded, shipped, decided
 def flipped(agent: AgentFile) -> AgentFile:
     """What `CorruptingLearner` makes of `agent`: the last layer of the hit MLP negated."""
     weights = agent.weights()
-    last = max(int(name.split(".")[1]) for name in weights)
+    last = max(int(name.split(".")[1]) for name in weights if name.startswith("q_net."))
     flipped_weights = {name: -w if name.startswith(f"q_net.{last}.") else w for name, w in weights.items()}
     return replace(agent, weights_npz=AgentFile.pack_weights(flipped_weights))
 
