@@ -63,7 +63,7 @@ def bench_size(uploads: list[bytes], policy, backend: LocalBackend, warmup: int)
     floor_ms = time_each(uploads, lambda d: encode(decode(d), decisions[id(d)].action), warmup)
     recognize_ms = time_each(uploads, backend.recognize, warmup)
     first = Upload.of(uploads[0]).image
-    exited = [decisions[id(d)].observation is None for d in uploads]
+    exited = [decisions[id(d)].exited_early for d in uploads]
     return {
         "images": len(uploads), "size_px": list(first.size),
         "mean_upload_bytes": round(float(np.mean([len(d) for d in uploads]))),

@@ -74,6 +74,12 @@ def cpu_note(host: dict) -> str:
     return f" ({host.get('cpu_model') or 'x86'}, {'VNNI' if host['vnni'] else 'no VNNI'})"
 
 
+def exits(row: dict) -> str:
+    """Share of decisions the screen ended after two passes, and what those cost."""
+    share = row["early_exits"]["share"]
+    return f"{share:.0%} ({row['early_exits']['exited']['p50_ms']:.1f})" if share else "0%"
+
+
 def render_decide(results_dir: Path) -> str:
     if not (results_dir / "decide.json").is_file() or not (results_dir / "observation.json").is_file():
         return ""
@@ -83,13 +89,13 @@ def render_decide(results_dir: Path) -> str:
     parts = [f"**`decide()` of `{decide['agent']}` ({decide['featurizer']}) against its floor** "
              f"(`bench/results/decide.json`, {host['cpu_count']} CPUs{cpu_note(host)}, "
              f"load {host['load_average_1m_at_start']} at start)\n",
-             "| upload | decide p50 / p90 ms | floor (decode + one encode) p50 ms | local `recognize()` p50 ms "
-             "| decide / floor | decide / recognize | reference size error p50 |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+             "| upload | decide p50 / p90 ms | early exits (their p50 ms) | floor (decode + one encode) p50 ms "
+             "| local `recognize()` p50 ms | decide / floor | decide / recognize | reference size error p50 |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for label, row in decide["results"].items():
         size = "x".join(str(v) for v in row["size_px"])
         parts.append(f"| {label} ({size}{' and others' if label == '0.2MP' else ''}) | "
-                     f"{row['decide']['p50_ms']:.1f} / {row['decide']['p90_ms']:.1f} | "
+                     f"{row['decide']['p50_ms']:.1f} / {row['decide']['p90_ms']:.1f} | {exits(row)} | "
                      f"{row['floor_decode_plus_one_encode']['p50_ms']:.1f} | "
                      f"{row['local_backend_recognize']['p50_ms']:.1f} | "
                      f"{row['decide_p50_vs_floor']:.2f} | {row['decide_p50_vs_recognize']:.2f} | "

@@ -10,6 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image
@@ -47,10 +48,23 @@ class Decision:
     policy_version: str
     hit_probability: float | None = None
     """The policy's own belief that the chosen rung keeps the answer (None if it has none)."""
+    exited_early: bool = False
+    """The screen sent the cheapest rung after two of the probe's passes (`agents/screen.py`); `observation` is
+    then None, and the daemon completes it if the request becomes an estimate."""
 
     @property
     def bytes(self) -> int:
         return len(self.data)
+
+
+class Choice(NamedTuple):
+    """What `_choose` decided: the rung, the observation it was chosen from, the believed chance it keeps the answer,
+    and whether the screen chose it before the whole observation existed."""
+
+    rung: int
+    observation: np.ndarray | None = None
+    hit_probability: float | None = None
+    exited_early: bool = False
 
 
 class Policy(ABC):
@@ -80,10 +94,11 @@ class Policy(ABC):
         if size_weight is not None and self.size_weight is None:
             raise PolicyError(f"policy {self.name} has no size weight to turn; only agents with the known-cost "
                               "head do")
-        rung, observation, hit_probability = self._choose(upload, size_weight, self.ladder.at_floor(min_rung))
-        action = self.ladder[rung]
-        return Decision(action, rung, observation, upload.encoded(action).data,
-                        estimate_bytes(upload, self.reference), self.version, hit_probability)
+        choice = self._choose(upload, size_weight, self.ladder.at_floor(min_rung))
+        action = self.ladder[choice.rung]
+        return Decision(action, choice.rung, choice.observation, upload.encoded(action).data,
+                        estimate_bytes(upload, self.reference), self.version, choice.hit_probability,
+                        choice.exited_early)
 
     def observe(self, upload: Upload) -> np.ndarray | None:
         """What this policy's decisions look at (None for policies that look at nothing)."""
@@ -95,10 +110,8 @@ class Policy(ABC):
         return Upload.of(upload, self.limits, defer_full_decode=self.ladder.has_size_caps)
 
     @abstractmethod
-    def _choose(self, upload: Upload, size_weight: float | None,
-                allowed: tuple[int, ...]) -> tuple[int, np.ndarray | None, float | None]:
-        """The rung (one of `allowed`) for `upload`, the observation it was chosen from, and the believed
-        chance it keeps the answer."""
+    def _choose(self, upload: Upload, size_weight: float | None, allowed: tuple[int, ...]) -> Choice:
+        """The rung (one of `allowed`) for `upload`, and why."""
 
 
 class FixedPolicy(Policy):
@@ -115,8 +128,8 @@ class FixedPolicy(Policy):
         plain = action.codec == "jpeg" and not action.short_side
         return f"fixed:{action.quality}" if plain else f"fixed:{action.label}"
 
-    def _choose(self, upload: Upload, size_weight: float | None, allowed: tuple[int, ...]) -> tuple[int, None, None]:
-        return 0, None, None
+    def _choose(self, upload: Upload, size_weight: float | None, allowed: tuple[int, ...]) -> Choice:
+        return Choice(0)
 
 
 class RandomPolicy(Policy):
@@ -127,8 +140,8 @@ class RandomPolicy(Policy):
         self.name, self.version = "random", f"random:{seed}"
         self._rng = np.random.default_rng(seed)
 
-    def _choose(self, upload: Upload, size_weight: float | None, allowed: tuple[int, ...]) -> tuple[int, None, None]:
-        return allowed[int(self._rng.integers(len(allowed)))], None, None
+    def _choose(self, upload: Upload, size_weight: float | None, allowed: tuple[int, ...]) -> Choice:
+        return Choice(allowed[int(self._rng.integers(len(allowed)))])
 
 
 class LearnedPolicy(Policy):
@@ -160,8 +173,7 @@ class LearnedPolicy(Policy):
     def observe(self, upload: Upload) -> np.ndarray:
         return self.featurizer.observe(upload)
 
-    def _choose(self, upload: Upload, size_weight: float | None,
-                allowed: tuple[int, ...]) -> tuple[int, np.ndarray | None, float | None]:
+    def _choose(self, upload: Upload, size_weight: float | None, allowed: tuple[int, ...]) -> Choice:
         first = None
         if self.screen is not None and allowed[0] == 0:
             assert isinstance(self.featurizer, ProbeFeaturizer) and self.size_weight is not None
@@ -170,11 +182,11 @@ class LearnedPolicy(Policy):
             probability = self.screen.hit_probability(inputs)
             if self.screen.exits(probability, self.size_weight if size_weight is None else size_weight,
                                  (float(inputs[-2]), float(inputs[-1]))):
-                return 0, None, probability  # no observation: the Q-network was not asked
+                return Choice(0, None, probability, exited_early=True)
         observation = self.featurizer.observe(upload, first)
         rung = allowed[int(self.q_network(observation, size_weight)[0, list(allowed)].argmax())]
         probabilities = self.q_network.hit_probabilities(observation)
-        return rung, observation, None if probabilities is None else float(probabilities[0, rung])
+        return Choice(rung, observation, None if probabilities is None else float(probabilities[0, rung]))
 
 
 def load_policy(source: str | Path | bytes, name: str | None = None) -> LearnedPolicy:

@@ -142,7 +142,7 @@ class Daemon:
             return Served(answer, decision, decision.reference_bytes, "inference", False, None, p_est,
                           decision.policy_version)
         image = upload()
-        if decision.observation is None:  # an early exit: the learner still needs what the whole probe sees
+        if decision.exited_early:  # the learner still needs what the whole probe sees
             decision = replace(decision, observation=policy.observe(image))
         return self._estimate(policy, decision, image.encoded(policy.reference).data, p_est)
 

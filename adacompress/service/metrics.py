@@ -25,6 +25,8 @@ class ProxyMetrics:
         self.rejected = Counter("adacompress_rejected", "Requests refused because the queue was full", registry=r)
         self.backend_seconds = Histogram("adacompress_backend_seconds", "Time to the served answer from upstream",
                                          buckets=LATENCY_BUCKETS_S, registry=r)
+        self.early_exits = Counter("adacompress_early_exits", "Decisions the screen ended after two of the probe's "
+                                   "five passes (the cheapest rung sent)", registry=r)
         self.decide_seconds = Histogram("adacompress_decide_seconds", "Time in decide() (decode, probe, encode)",
                                         buckets=LATENCY_BUCKETS_S, registry=r)
         self.request_seconds = Histogram("adacompress_request_seconds", "Whole request, body read to answer",

@@ -134,6 +134,8 @@ class ProxyService:
         started = time.perf_counter()
         decision = await self.pool.decide(policy, body, size_weight, min_rung)
         self.metrics.decide_seconds.observe(time.perf_counter() - started)
+        if decision.exited_early:
+            self.metrics.early_exits.inc()
 
         def upload() -> Upload:  # for an estimate: the reference is uncapped, so the full decode is certain
             return Upload.of(body, policy.limits, defer_full_decode=False)

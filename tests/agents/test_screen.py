@@ -66,7 +66,7 @@ def test_a_sure_screen_sends_the_cheapest_rung_after_two_passes(trained_agent, p
     passes = PassCounter(monkeypatch)
     decision = policy.decide(photos[0])
     assert passes.images == 2  # the photo and the photo at the cheapest rung; the other three are skipped
-    assert (decision.rung, decision.observation) == (0, None)
+    assert (decision.rung, decision.observation, decision.exited_early) == (0, None, True)
     assert decision.hit_probability == pytest.approx(0.999)
     assert decision.data == encode(photos[0], trained_agent.ladder[0]).data
 
@@ -80,7 +80,7 @@ def test_the_dial_and_the_quality_floor_close_the_exit(trained_agent, photos, mo
         decision = policy.decide(photos[1], size_weight, min_rung)
         expected = plain.decide(photos[1], size_weight, min_rung)
         assert passes.images == 5 + 5  # the screened policy's probe, then the plain one's, each whole
-        assert decision.observation is not None
+        assert not decision.exited_early
         np.testing.assert_array_equal(decision.observation, expected.observation)
         assert decision.rung == expected.rung >= min_rung
 

@@ -19,6 +19,7 @@ import pytest
 from _proxy_server import ALWAYS, NEVER, free_port, jpeg, make_service, running
 from PIL import Image
 
+from adacompress.agents.policies import load_policy
 from adacompress.cloud_backends.base import Recognition
 from adacompress.cloud_backends.fakes import make_fake
 from adacompress.cloud_backends.local import LocalBackend
@@ -28,6 +29,8 @@ from adacompress.service.assemble import ServeOptions
 from adacompress.service.proxy import ProxyConfig
 from adacompress.service.registry import Registry
 from adacompress.service.store import RedisStore
+from adacompress.upload import Upload
+from tests.conftest import constant_screen, with_screen
 
 
 class RecordingBackend(LocalBackend):
@@ -202,6 +205,23 @@ def test_metrics_count_uploads_and_bytes(photos):
     assert values["adacompress_bytes_saved_total"] == sum(a["reference_bytes"] - a["bytes_sent"] for a in answers)
     assert status["daemon"]["requests"] == 2 and status["policy_version"] == "fixed:10"
     assert values['adacompress_policy_info{version="fixed:10"}'] == 1
+
+
+def test_an_early_exit_decided_in_a_worker_is_counted_and_its_estimate_learns_the_whole_probe(tmp_path, photos):
+    shipped = load_policy("pretrained:local-lite2")
+    agent_path = with_screen(shipped.agent, constant_screen(0.999)).save(tmp_path / "screened.zip")
+    body = jpeg(photos[0])
+    service = make_service(ServeOptions(backend="local:lite0", policy=str(agent_path), workers=1), rules=ALWAYS)
+    with running(service) as url:
+        answer = httpx.post(f"{url}/v1/recognize", content=body, timeout=120).json()
+        text = httpx.get(f"{url}/metrics").text
+    assert (answer["action"], answer["estimated"]) == ("jpeg:5", True)
+    assert "adacompress_early_exits_total 1.0" in text.splitlines()
+    buffer = service.daemon.buffer
+    assert buffer is not None and buffer.flush()
+    (transition,) = buffer.read()
+    expected = service.daemon.policy.observe(Upload.of(body, defer_full_decode=False))
+    assert transition.observation.tobytes() == expected.astype("<f4").tobytes()
 
 
 def test_decisions_in_a_worker_process_match_decisions_in_process(photos):
