@@ -98,16 +98,15 @@ class ProbeFeaturizer(Featurizer):
         return np.asarray([*surrogate_numbers(_softmax(logits), self.high), *ratios], dtype=np.float32)
 
     def first_look(self, upload: Upload) -> FirstLook:
-        """What the first two passes (the photo, and the photo at the cheapest probed rung) and the two cheapest
-        rungs' sizes tell: the screen's input (`adacompress.agents.screen`), at two fifths of the probe's passes."""
+        """What the first two passes (the photo, and the photo at the cheapest probed rung) and the sizes of the
+        ladder's first two rungs tell: the screen's input (`adacompress.agents.screen`), at two fifths of the passes."""
         view = upload.working()
         _, logits = self._model.run([view.image, decode(view.encoded(self.probed[0]).data)])
         partial = np.full(self.dim, np.nan, dtype=np.float32)
         numbers = surrogate_numbers(_softmax(logits), self.high)
         partial[:4], partial[4 * self.rungs:4 * self.rungs + 4] = numbers[:4], numbers[4:]
-        cheapest = [self.ladder.actions.index(action) for action in self.probed[:2]]
-        ratios = estimate_ratios(upload, tuple(self.ladder[i] for i in cheapest), REFERENCE_ACTION)
-        partial[[len(partial) - len(self.ladder) + i for i in cheapest]] = np.minimum(ratios, self.high)
+        ratios = estimate_ratios(upload, self.ladder.actions[:2], REFERENCE_ACTION)
+        partial[len(partial) - len(self.ladder):][:2] = np.minimum(ratios, self.high)
         return FirstLook(logits, partial)
 
 

@@ -18,7 +18,7 @@ from PIL import Image
 from adacompress.agents.agent_file import AgentFile
 from adacompress.agents.pretrained import load_pretrained
 from adacompress.agents.qnet import NumpyQNetwork
-from adacompress.agents.screen import screen_columns
+from adacompress.agents.screen import can_screen, screen_columns
 from adacompress.codec import REFERENCE_ACTION, Action, Ladder
 from adacompress.errors import AdaCompressError
 from adacompress.features import Featurizer, ProbeFeaturizer, ends_with_size_ratios, make_featurizer
@@ -160,8 +160,7 @@ class LearnedPolicy(Policy):
         self.q_network = NumpyQNetwork(agent)
         if agent.config.head == "known-cost":
             self.size_weight = agent.config.size_weight
-        self.screen = agent.screen() if self.size_weight is not None and not agent.ladder.has_size_caps \
-            and isinstance(self.featurizer, ProbeFeaturizer) and self.featurizer.rungs >= 2 else None
+        self.screen = agent.screen() if can_screen(agent.config.head, agent.ladder, self.featurizer) else None
         """The early exit (`adacompress.agents.screen`), where the agent has one and it can be sure."""
 
     def size_ratios(self, observation: np.ndarray) -> np.ndarray | None:
@@ -178,7 +177,7 @@ class LearnedPolicy(Policy):
         if self.screen is not None and allowed[0] == 0:
             assert isinstance(self.featurizer, ProbeFeaturizer) and self.size_weight is not None
             first = self.featurizer.first_look(upload)
-            inputs = first.partial[screen_columns(self.featurizer.rungs, len(self.ladder), (0, 1))]
+            inputs = first.partial[screen_columns(self.featurizer.rungs)]
             probability = self.screen.hit_probability(inputs)
             if self.screen.exits(probability, self.size_weight if size_weight is None else size_weight,
                                  (float(inputs[-2]), float(inputs[-1]))):

@@ -22,17 +22,28 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from adacompress.codec import Ladder
+from adacompress.features import Featurizer, ProbeFeaturizer
+
 PREFIX = "screen."
 """Names of the screen's arrays among an agent's weights."""
 L2 = 1.0
 """Ridge on the standardised inputs: ten inputs, a few hundred to a few thousand photos."""
 
 
-def screen_columns(probed_rungs: int, ladder_size: int, cheapest: tuple[int, int]) -> list[int]:
+def screen_columns(probed_rungs: int) -> list[int]:
     """Where a probe observation holds the screen's inputs: the cheapest probed rung's four numbers, the photo's
-    entropy and top-3, and the size ratios of the two cheapest rungs (`cheapest`, their ladder indices)."""
+    entropy and top-3, and the size ratios of the ladder's first two rungs (its two cheapest: see `can_screen`)."""
     ratios = 4 * probed_rungs + 4
-    return [0, 1, 2, 3, ratios - 4, ratios - 3, ratios - 2, ratios - 1, ratios + cheapest[0], ratios + cheapest[1]]
+    return [0, 1, 2, 3, ratios - 4, ratios - 3, ratios - 2, ratios - 1, ratios, ratios + 1]
+
+
+def can_screen(head: str, ladder: Ladder, featurizer: Featurizer) -> bool:
+    """Whether an early exit can be sure to pick the best rung: the known-cost head (the bar reads its size weight),
+    a ladder without size caps (else a smaller size may undercut the cheapest quality) and a probe of at least two
+    rungs (the screen reads its first two passes)."""
+    return head == "known-cost" and not ladder.has_size_caps and isinstance(featurizer, ProbeFeaturizer) \
+        and featurizer.rungs >= 2
 
 
 @dataclass(frozen=True)

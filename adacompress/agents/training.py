@@ -19,7 +19,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 from adacompress.agents.agent_file import AgentConfig, AgentFile
 from adacompress.agents.dqn import agent_file, build_dqn, load_weights
-from adacompress.agents.screen import Screen, screen_columns
+from adacompress.agents.screen import Screen, can_screen, screen_columns
 from adacompress.envs.jpeg_quality import JpegQualityEnv
 from adacompress.errors import AdaCompressError
 from adacompress.features import ProbeFeaturizer
@@ -124,14 +124,13 @@ def fit_screen(env: JpegQualityEnv, config: AgentConfig) -> Screen | None:
     """The early-exit screen (`adacompress.agents.screen`) for an agent trained on `env`, fitted on every image the
     run resolved: its observation and the real answer at the cheapest rung (the galloping search's first upload).
 
-    None where an exit cannot be sure to pick the best rung: a head without the known size term, a ladder with size
-    caps (a smaller size may be cheaper than the cheapest full-size quality), or a featurizer other than the probe.
+    None where an exit cannot be sure to pick the best rung (`can_screen`).
     """
-    featurizer, ladder = env.featurizer, env.ladder
-    if config.head != "known-cost" or ladder.has_size_caps or not isinstance(featurizer, ProbeFeaturizer) \
-            or featurizer.rungs < 2:
+    featurizer = env.featurizer
+    if not can_screen(config.head, env.ladder, featurizer):
         return None
-    columns = screen_columns(featurizer.rungs, len(ladder), (0, 1))
+    assert isinstance(featurizer, ProbeFeaturizer)
+    columns = screen_columns(featurizer.rungs)
     names = {env.table.images.name(i): i for i in range(len(env.table))}
     resolved = [(names[name], hits[0]) for name, hits in env.table.resolved.items() if name in names]
     if len({hit for _, hit in resolved}) < 2:

@@ -58,7 +58,7 @@ def test_the_two_stage_probe_sees_what_the_whole_probe_sees(trained_agent, photo
         known = ~np.isnan(first.partial)
         assert known.sum() == 10
         np.testing.assert_array_equal(first.partial[known], whole[known])
-        assert np.flatnonzero(known).tolist() == screen_columns(featurizer.rungs, len(trained_agent.ladder), (0, 1))
+        assert np.flatnonzero(known).tolist() == screen_columns(featurizer.rungs)
 
 
 def test_a_sure_screen_sends_the_cheapest_rung_after_two_passes(trained_agent, photos, monkeypatch):
@@ -101,7 +101,7 @@ def test_training_fits_a_screen_that_tells_keepers_from_losers(trained_agent, ph
     # that lost it, on the training photos themselves.
     table = OutcomeTable(ImageSet(list_images(photo_dir)), LocalBackend("lite0"), trained_agent.ladder)
     featurizer = LearnedPolicy(trained_agent).featurizer
-    columns = screen_columns(featurizer.rungs, len(trained_agent.ladder), (0, 1))
+    columns = screen_columns(featurizer.rungs)
     scored = [(screen.hit_probability(featurizer.observe(table.upload(i))[columns]), table.outcome(i, 0).hit)
               for i in range(len(table))]
     kept = [p for p, hit in scored if hit]
