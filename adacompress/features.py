@@ -89,11 +89,11 @@ class ProbeFeaturizer(Featurizer):
         """The whole observation; given the `first_look`, its two passes are not repeated (same numbers: onnxruntime
         computes each image of a batch alike)."""
         view = upload.working()
-        done = first.logits if first is not None else np.empty((0, 0), dtype=np.float32)
-        rest = [view.image, *(decode(view.encoded(action).data) for action in self.probed)][len(done):]
-        _, logits = self._model.run(rest)
-        if len(done):
-            logits = np.concatenate([done, logits])
+        shown = [view.image] if first is None else []
+        shown += [decode(view.encoded(action).data) for action in self.probed[0 if first is None else 1:]]
+        _, logits = self._model.run(shown)
+        if first is not None:
+            logits = np.concatenate([first.logits, logits])
         ratios = np.minimum(estimate_ratios(upload, self.ladder.actions, REFERENCE_ACTION), self.high)
         return np.asarray([*surrogate_numbers(_softmax(logits), self.high), *ratios], dtype=np.float32)
 
