@@ -63,7 +63,7 @@ class Screen:
 
     def hit_probability(self, inputs: np.ndarray) -> float:
         z = (np.asarray(inputs, dtype=np.float64) - self.mean) / self.scale
-        return float(1.0 / (1.0 + np.exp(-(z @ self.weight[:-1] + self.weight[-1]))))
+        return float(np.exp(-np.logaddexp(0.0, -(z @ self.weight[:-1] + self.weight[-1]))))  # no overflow
 
     @staticmethod
     def exits(hit_probability: float, size_weight: float, cheapest_ratios: tuple[float, float]) -> bool:

@@ -141,10 +141,7 @@ class Daemon:
             answer = self.backend.recognize(decision.data)
             return Served(answer, decision, decision.reference_bytes, "inference", False, None, p_est,
                           decision.policy_version)
-        image = upload()
-        if decision.exited_early:  # the learner still needs what the whole probe sees
-            decision = replace(decision, observation=policy.observe(image))
-        return self._estimate(policy, decision, image.encoded(policy.reference).data, p_est)
+        return self._estimate(policy, decision, upload(), p_est)
 
     def _due_snapshot(self) -> dict[str, Any] | None:
         """The state to share if a share is due (called under the lock)."""
@@ -173,7 +170,8 @@ class Daemon:
             return
         self._share_outage.recovered()
 
-    def _estimate(self, policy: Policy, decision: Decision, reference_data: bytes, p_est: float) -> Served:
+    def _estimate(self, policy: Policy, decision: Decision, image: Upload, p_est: float) -> Served:
+        reference_data = image.encoded(policy.reference).data
         pending: Future[Recognition] = self._references.submit(self.backend.recognize, reference_data,
                                                                 use_cache=False)
         compressed = reference = None
@@ -202,6 +200,8 @@ class Daemon:
                           decision.policy_version)
         hit = self.scoring.hit(reference, compressed)
         reward = self.scoring.reward(hit, decision.bytes, len(reference_data))
+        if self.buffer is not None and decision.exited_early:  # probed whole only when a buffer will learn from it
+            decision = replace(decision, observation=policy.observe(image))
         transitions = self._transitions(policy, decision, hit, len(reference_data))
         with self._lock:
             change = self.rules.on_estimate(self._state, hit, reward, p_est)

@@ -21,6 +21,7 @@ from adacompress.agents.policies import FixedPolicy, LearnedPolicy, PolicyError,
 from adacompress.agents.replay_buffer import TransitionBuffer
 from adacompress.cloud_backends.base import BackendUnavailable, Recognition
 from adacompress.cloud_backends.local import LocalBackend
+from adacompress.cnn import EfficientNetLite
 from adacompress.codec import REFERENCE_ACTION, Action, encode
 from adacompress.errors import BadImage
 from adacompress.scoring import Scoring
@@ -185,6 +186,24 @@ def test_an_early_exit_that_becomes_an_estimate_records_what_the_whole_probe_see
     expected = policy.observe(Upload(small_photos[0]))
     assert transition.observation.tobytes() == expected.astype("<f4").tobytes()
     assert (transition.rung, transition.bytes_sent) == (0, served.decision.bytes)
+
+
+def test_an_early_exit_is_probed_whole_only_when_a_buffer_will_learn_from_it(small_photos, monkeypatch):
+    shipped = load_policy("pretrained:local-lite2")
+    policy = LearnedPolicy(with_screen(shipped.agent, constant_screen(0.999)))
+    shown: list[int] = []
+    real_run = EfficientNetLite.run
+    surrogate = policy.featurizer._model  # the backend's Lite0 runs too; count only what the probe shows
+
+    def counting_run(model: EfficientNetLite, images: list[Image.Image]):
+        if model is surrogate:
+            shown.append(len(images))
+        return real_run(model, images)
+
+    monkeypatch.setattr(EfficientNetLite, "run", counting_run)
+    served = Daemon(policy, RecordingBackend(), Scoring(), None, ALWAYS).handle(small_photos[0])
+    assert (served.estimated, served.decision.exited_early) == (True, True)
+    assert sum(shown) == 2  # the first look only: with no buffer, nothing would keep the rest
 
 
 def test_a_policy_without_observations_estimates_but_records_no_transitions(hitting):
