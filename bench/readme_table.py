@@ -145,6 +145,17 @@ def render_daemon(results_dir: Path) -> str:
     parts.append(f"- Last 300 images: within 1 point in {target['orders_within_1pt_last_300']} orders (mean "
                  f"{target['served_accuracy_last_300_mean']:.3f}); over so few answers even a perfect dial lands "
                  f"within 1 point only {target['perfect_dial_within_1pt_last_300']:.0%} of the time.")
+    many = hold.get("many_orders")
+    if many:
+        low, median, high = many["served_accuracy_after_300_percentiles_5_50_95"]
+        parts.append(f"- Over {many['orders']} orders (the same daemon, each photo probed once and each upload asked "
+                     f"once; the first {many['live_orders_replayed']} replay the live runs exactly: "
+                     f"{'yes' if many['replays_live_runs'] else 'NO'}): settled accuracy within 1 point in "
+                     f"{many['orders_within_1pt_after_300_share']:.0%} of them, against "
+                     f"{many['perfect_dial_within_1pt_after_300']:.0%} for a perfect dial; mean "
+                     f"{many['served_accuracy_after_300_mean']:.3f}, 5th to 95th percentile {low:.3f} to {high:.3f} "
+                     f"(median {median:.3f}), at {many['bytes_vs_reference_after_300_mean']:.3f} of the reference "
+                     "bytes.")
     result = overhead["overhead"]
     parts.append(f"- Daemon overhead per inference request beside `decide()` and `recognize()` "
                  f"(`bench/results/daemon.json`): p50 {result['p50_ms']:.3f} ms, p90 {result['p90_ms']:.3f} ms "
