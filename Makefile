@@ -44,10 +44,12 @@ bench-rate: install
 clean:
 	rm -rf $(VENV) build *.egg-info
 
-# Drift scenarios on the 500 held-out sample photos, both rule sets side by side (~10 minutes on 2 cores).
+# Drift scenarios on the 500 held-out sample photos, both rule sets side by side, then day-to-night under 40
+# daemon seeds (~15 minutes on 2 cores).
 bench-replay: install
 	for scenario in day-to-night provider-swap; do \
 	  $(VENV)/bin/adacompress replay $$scenario --backend local --images $(SAMPLE) --subset odd \
 	    --out bench/results/replay/$$scenario --no-progress || exit 1; \
 	done
+	$(PY) bench/bench_drift_seeds.py
 	$(PY) bench/readme_table.py

@@ -68,28 +68,33 @@ def remembering_policy(policy_spec: str) -> LearnedPolicy:
 
 
 class ManyOrders:
-    """Serve whole orders of one image set through a fresh daemon each, sharing the remembered probe and answers."""
+    """Serve whole orders of one set of uploads through a fresh daemon each, sharing the remembered probe and
+    answers. `truths[i]` is the upload whose answer request i is scored against (what the client would have sent)."""
 
-    def __init__(self, images: ImageSet, policy_spec: str, backend: VisionBackend) -> None:
-        self.policy = remembering_policy(policy_spec)
-        self.backend = RecordedAnswers(backend)
-        self.uploads = [Upload(images.load(i), images.name(i)) for i in range(len(images))]
+    def __init__(self, uploads: list[Upload], truths: list[bytes], policy: LearnedPolicy,
+                 backend: RecordedAnswers) -> None:
+        self.uploads, self.truths, self.policy, self.backend = uploads, truths, policy, backend
+
+    @classmethod
+    def of_images(cls, images: ImageSet, policy_spec: str, backend: VisionBackend) -> ManyOrders:
+        """Every image of the set as it is, scored against its own reference encoding."""
+        policy = remembering_policy(policy_spec)
+        uploads = [Upload(images.load(i), images.name(i)) for i in range(len(images))]
+        return cls(uploads, [u.encoded(policy.reference).data for u in uploads], policy, RecordedAnswers(backend))
 
     def serve(self, rules: Rules, order: list[int], seed: int) -> dict[str, np.ndarray]:
-        """Per request of `order`: kept (the caller's answer against the reference's), estimated, bytes sent."""
+        """Per request of `order`: kept (the caller's answer against the truth's), estimated, bytes sent."""
         daemon = Daemon(self.policy, self.backend, self.policy.scoring, TransitionBuffer(EmbeddedStore()), rules,
                         seed)
         kept, estimated, sent, reference = [], [], [], []
         try:
             for index in order:
-                upload = self.uploads[index]
-                served = daemon.handle(upload)
-                reference_data = upload.encoded(self.policy.reference).data
-                truth = self.backend.recognize(reference_data)
+                served = daemon.handle(self.uploads[index])
+                truth = self.backend.recognize(self.truths[index])
                 kept.append(self.policy.scoring.hit(truth, served.recognition))
                 estimated.append(served.estimated)
                 sent.append(served.decision.bytes)
-                reference.append(len(reference_data))
+                reference.append(served.decision.reference_bytes)
         finally:
             daemon.close()
         return {"kept": np.array(kept), "estimated": np.array(estimated), "bytes": np.array(sent, dtype=float),

@@ -147,15 +147,17 @@ def render_daemon(results_dir: Path) -> str:
                  f"within 1 point only {target['perfect_dial_within_1pt_last_300']:.0%} of the time.")
     many = hold.get("many_orders")
     if many:
-        low, median, high = many["served_accuracy_after_300_percentiles_5_50_95"]
+        shipped, before = many["shipped"], many["single_gain"]
+        low, median, high = shipped["served_accuracy_after_300_percentiles_5_50_95"]
         parts.append(f"- Over {many['orders']} orders (the same daemon, each photo probed once and each upload asked "
                      f"once; the first {many['live_orders_replayed']} replay the live runs exactly: "
                      f"{'yes' if many['replays_live_runs'] else 'NO'}): settled accuracy within 1 point in "
-                     f"{many['orders_within_1pt_after_300_share']:.0%} of them, against "
-                     f"{many['perfect_dial_within_1pt_after_300']:.0%} for a perfect dial; mean "
-                     f"{many['served_accuracy_after_300_mean']:.3f}, 5th to 95th percentile {low:.3f} to {high:.3f} "
-                     f"(median {median:.3f}), at {many['bytes_vs_reference_after_300_mean']:.3f} of the reference "
-                     "bytes.")
+                     f"{shipped['orders_within_1pt_after_300_share']:.0%} of them, against "
+                     f"{many['perfect_dial_within_1pt_after_300']:.0%} for a perfect dial and "
+                     f"{before['orders_within_1pt_after_300_share']:.0%} for the single dial gain of before; "
+                     f"mean {shipped['served_accuracy_after_300_mean']:.3f}, 5th to 95th percentile {low:.3f} to "
+                     f"{high:.3f} (median {median:.3f}), at {shipped['bytes_vs_reference_after_300_mean']:.3f} of the "
+                     "reference bytes.")
     result = overhead["overhead"]
     parts.append(f"- Daemon overhead per inference request beside `decide()` and `recognize()` "
                  f"(`bench/results/daemon.json`): p50 {result['p50_ms']:.3f} ms, p90 {result['p90_ms']:.3f} ms "
@@ -243,6 +245,22 @@ def render_replay(results_dir: Path) -> str:
                              f"{tail:.0%} | {phase['retrains']} | {'-' if recover is None else recover} |")
         parts.append(f"\n![{name}: rolling accuracy and bytes, both rule sets]"
                      f"(bench/results/replay/{name}/timeline.png)\n")
+    seeds = results_dir / "drift_seeds.json"
+    if seeds.is_file():
+        drift = json.loads(seeds.read_text())
+        phases = list(drift["results"]["shipped"])
+        parts.append(f"**`{drift['scenario']}` under {drift['seeds']} daemon seeds** "
+                     "(`bench/results/drift_seeds.json`: which requests become estimates is a random draw, so one "
+                     "run is one sample; the same stream through the same daemon per seed)\n")
+        parts.append("| rules | phase | accuracy (sd) | share estimated (sd) | bytes / reference |")
+        parts.append("|---|---|---:|---:|---:|")
+        for rules, label in (("shipped", "adacompress"), ("single_gain", "adacompress, single dial gain (before)")):
+            for phase in phases:
+                row = drift["results"][rules][phase]
+                parts.append(f"| {label} | {phase} | {row['kept_mean']:.3f} ({row['kept_sd']:.3f}) | "
+                             f"{row['estimated_share_mean']:.0%} ({row['estimated_share_sd']:.0%}) | "
+                             f"{row['bytes_vs_reference_mean']:.3f} |")
+        parts.append("")
     return "\n".join(parts)
 
 
