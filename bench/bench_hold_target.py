@@ -42,8 +42,8 @@ LAST = 300
 """Images at the end of the stream the target is judged on."""
 
 
-def single_gain_rules(target: float) -> TargetRules:
-    """The dial before 2026-11-30: one gain (0.5, weights capped at 3) whether the accuracy was failing or not."""
+def old_dial_rules(target: float) -> TargetRules:
+    """The dial before 2026-11-30: log(w) moved by 0.5 x min(weight, 3) x (hit - target)."""
     return TargetRules(target_accuracy=target, dial_gain=0.5, max_weight=3.0)
 
 
@@ -152,11 +152,11 @@ def dial_curve(policy_spec: str, table: OutcomeTable, indices: list[int], weight
 def many_orders(images: AugmentedImageSet, policy_spec: str, backend_spec: str, target: float, orders: int,
                 seed: int, live: list[float]) -> dict:
     """Settled accuracy and bytes over `orders` shuffled orders (the first ones are the live runs' orders), under the
-    shipped rules and under the single dial gain they replaced."""
+    shipped rules and under the dial they replaced."""
     replay = ManyOrders.of_images(images, policy_spec, create_backend(backend_spec))
     report: dict = {"orders": orders, "perfect_dial_within_1pt_after_300": within_1pt_by_chance(target,
                                                                                                  len(images) - 300)}
-    for name, rules in (("shipped", TargetRules(target_accuracy=target)), ("single_gain", single_gain_rules(target))):
+    for name, rules in (("shipped", TargetRules(target_accuracy=target)), ("old_dial", old_dial_rules(target))):
         settled, sent = [], []
         for k in range(orders):
             order = [int(i) for i in np.random.default_rng(seed + k).permutation(len(images))]
@@ -255,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
               f"at the same accuracy {fixed['interpolated_bytes_vs_reference']:.3f}")
     if report["many_orders"]:
         many = report["many_orders"]
-        for name in ("shipped", "single_gain"):
+        for name in ("shipped", "old_dial"):
             rules = many[name]
             print(f"{many['orders']} orders, {name} rules: settled accuracy "
                   f"{rules['served_accuracy_after_300_mean']:.4f} (sd {rules['served_accuracy_after_300_sd']:.4f}), "

@@ -147,14 +147,14 @@ def render_daemon(results_dir: Path) -> str:
                  f"within 1 point only {target['perfect_dial_within_1pt_last_300']:.0%} of the time.")
     many = hold.get("many_orders")
     if many:
-        shipped, before = many["shipped"], many["single_gain"]
+        shipped, before = many["shipped"], many["old_dial"]
         low, median, high = shipped["served_accuracy_after_300_percentiles_5_50_95"]
         parts.append(f"- Over {many['orders']} orders (the same daemon, each photo probed once and each upload asked "
                      f"once; the first {many['live_orders_replayed']} replay the live runs exactly: "
                      f"{'yes' if many['replays_live_runs'] else 'NO'}): settled accuracy within 1 point in "
                      f"{shipped['orders_within_1pt_after_300_share']:.0%} of them, against "
                      f"{many['perfect_dial_within_1pt_after_300']:.0%} for a perfect dial and "
-                     f"{before['orders_within_1pt_after_300_share']:.0%} for the single dial gain of before; "
+                     f"{before['orders_within_1pt_after_300_share']:.0%} for the old dial (gain 0.5, cap 3); "
                      f"mean {shipped['served_accuracy_after_300_mean']:.3f}, 5th to 95th percentile {low:.3f} to "
                      f"{high:.3f} (median {median:.3f}), at {shipped['bytes_vs_reference_after_300_mean']:.3f} of the "
                      "reference bytes.")
@@ -254,12 +254,18 @@ def render_replay(results_dir: Path) -> str:
                      "run is one sample; the same stream through the same daemon per seed)\n")
         parts.append("| rules | phase | accuracy (sd) | share estimated (sd) | bytes / reference |")
         parts.append("|---|---|---:|---:|---:|")
-        for rules, label in (("shipped", "adacompress"), ("single_gain", "adacompress, single dial gain (before)")):
+        for rules, label in (("shipped", "adacompress"), ("old_dial", "adacompress, old dial (gain 0.5, cap 3)")):
             for phase in phases:
                 row = drift["results"][rules][phase]
                 parts.append(f"| {label} | {phase} | {row['kept_mean']:.3f} ({row['kept_sd']:.3f}) | "
                              f"{row['estimated_share_mean']:.0%} ({row['estimated_share_sd']:.0%}) | "
                              f"{row['bytes_vs_reference_mean']:.3f} |")
+        parts.append("")
+        for phase, floors in drift["floors_at_the_lowest_dial"].items():
+            reach = ", ".join(f"{label} {row['kept']:.3f} ({row['bytes_vs_reference']:.2f})"
+                              for label, row in floors.items())
+            parts.append(f"- {phase.capitalize()}, every request at the dial's lowest setting under each quality "
+                         f"floor (answers kept, bytes / reference): {reach}.")
         parts.append("")
     return "\n".join(parts)
 
