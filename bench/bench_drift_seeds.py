@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results" / "drift_seeds.json")
     args = parser.parse_args(argv)
 
-    started = time.perf_counter()
+    started, host = time.perf_counter(), machine()
     logging.disable(logging.WARNING)  # every seed asks for retraining at night; the summary says what matters
     scenario = load_scenario(args.scenario)
     if any(phase.backend for phase in scenario.phases):
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
                 "floors_note": "per phase, answers kept and bytes if every request were decided at the dial's lowest "
                                "setting under each quality floor (no estimates): the most the dial and the floor "
                                "can reach without retraining",
-                "seconds": round(time.perf_counter() - started, 1), "machine": machine()},
+                "seconds": round(time.perf_counter() - started, 1), "machine": host},
                args.out)
     return 0
 

@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results" / "hold_target.json")
     args = parser.parse_args(argv)
 
-    started = time.perf_counter()
+    started, host = time.perf_counter(), machine()
     policy = load_policy(args.policy)
     images = AugmentedImageSet(load_images(args.images, "odd"), args.views, seed=args.seed)
     table = OutcomeTable(images, create_backend(args.backend), policy.ladder, policy.reference, policy.scoring)
@@ -243,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
                                                       [policy.size_weight * f for f in (2, 1, 0.5, 0.25, 0.125,
                                                                                         0.0625)]),
         "seconds": round(time.perf_counter() - started, 1),
-        "machine": machine(),
+        "machine": host,
     }
     for run in runs:
         run.pop("last_indices")
