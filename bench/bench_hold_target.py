@@ -149,30 +149,31 @@ def dial_curve(policy_spec: str, table: OutcomeTable, indices: list[int], weight
     return curve
 
 
+def shuffled(count: int, seed: int) -> list[int]:
+    """One order of the stream: the live runs and the many-order replay draw the same ones."""
+    return [int(i) for i in np.random.default_rng(seed).permutation(count)]
+
+
 def many_orders(images: AugmentedImageSet, policy_spec: str, backend_spec: str, target: float, orders: int,
                 seed: int, live: list[float]) -> dict:
     """Settled accuracy and bytes over `orders` shuffled orders (the first ones are the live runs' orders), under the
     shipped rules and under the dial they replaced."""
     replay = ManyOrders.of_images(images, policy_spec, create_backend(backend_spec))
-    report: dict = {"orders": orders, "perfect_dial_within_1pt_after_300": within_1pt_by_chance(target,
-                                                                                                 len(images) - 300)}
+    report: dict = {"orders": orders,
+                    "perfect_dial_within_1pt_after_300": within_1pt_by_chance(target, len(images) - 300)}
+    settled = {}
     for name, rules in (("shipped", TargetRules(target_accuracy=target)), ("old_dial", old_dial_rules(target))):
-        settled, sent = [], []
-        for k in range(orders):
-            order = [int(i) for i in np.random.default_rng(seed + k).permutation(len(images))]
-            served = replay.serve(rules, order, seed + k)
-            settled.append(float(served["kept"][300:].mean()))
-            sent.append(float(served["bytes"][300:].sum() / served["reference_bytes"][300:].sum()))
-        accuracy = np.array(settled)
+        served = [replay.serve(rules, shuffled(len(images), seed + k), seed + k) for k in range(orders)]
+        accuracy = settled[name] = np.array([float(run["kept"][300:].mean()) for run in served])
+        sent = [float(run["bytes"][300:].sum() / run["reference_bytes"][300:].sum()) for run in served]
         report[name] = {
             "served_accuracy_after_300_mean": float(accuracy.mean()),
             "served_accuracy_after_300_sd": float(accuracy.std()),
             "served_accuracy_after_300_percentiles_5_50_95": [float(v) for v in np.percentile(accuracy, [5, 50, 95])],
             "orders_within_1pt_after_300_share": float(np.mean([within_1pt(a, target) for a in accuracy])),
             "bytes_vs_reference_after_300_mean": float(np.mean(sent))}
-        if name == "shipped":
-            report["live_orders_replayed"] = min(len(live), orders)
-            report["replays_live_runs"] = bool(np.array_equal(accuracy[:len(live)], live[:orders]))
+    report["live_orders_replayed"] = min(len(live), orders)
+    report["replays_live_runs"] = bool(np.array_equal(settled["shipped"][:len(live)], live[:orders]))
     return report
 
 
@@ -197,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     table = OutcomeTable(images, create_backend(args.backend), policy.ladder, policy.reference, policy.scoring)
     runs = []
     for k in range(args.orders):
-        order = [int(i) for i in np.random.default_rng(args.seed + k).permutation(len(images))]
+        order = shuffled(len(images), args.seed + k)
         print(f"order {k}: {len(order)} images", file=sys.stderr)
         curve = fixed_qualities(table, order[-LAST:])
         rule_sets: list[tuple[str, Rules | None]] = [("adacompress", TargetRules(target_accuracy=args.target_accuracy))]
