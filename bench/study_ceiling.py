@@ -191,7 +191,7 @@ def analyze(rows: list[dict]) -> dict:
             "surrogate_stands_in_for_backend": best_at(target, stand_in),
             "logistic_policy": {
                 "lite1: shipped probe (photo + full-size q=5..25), sizes": policy(np.column_stack([shipped, ratio])),
-                "lite1: shipped probe + each rung's own view, per rung (27 passes)": policy(own),
+                "lite1: shipped probe + each rung's own view, per rung (28 passes)": policy(own),
                 "lite1: shipped probe + q=5, 15 at each cap (8 passes), sizes": policy(np.column_stack([eight, ratio])),
                 "lite2, the backend's own model (a bound): shipped probe, sizes": policy(
                     np.column_stack([hidden_shipped, ratio])),
