@@ -6,6 +6,7 @@ that keep the hidden model's answer at 128 px. This study gives the surrogate fa
 afford: every one of the ladder's 27 rungs, each encoded exactly as it would be uploaded, decoded and classified.
 From the backend's (Lite2) answers on the same rungs it scores, on the held-out (odd) photos:
 - the shipped probe's views, and every rung's own view (27 passes, a bound on what the surrogate can tell);
+- Lite0 (the other surrogate shipped) on the same views, alone and beside Lite1;
 - the backend's own model (Lite2) as the surrogate, on the shipped probe's views and on those plus q=5 and q=15 at each
   size cap: not available for a cloud, whose model is hidden, so a bound on what a surrogate that fails like the
   backend would tell;
@@ -68,12 +69,13 @@ def collect(files: list[Path], cache: Path) -> dict:
         if n % 50 == 49:
             cache.write_bytes(pickle.dumps(rows))
             print(f"{n + 1} photos", flush=True)
-    hidden = shared_model("lite2")
-    for path in files:
-        if "lite2" not in rows[path.name]:  # the backend's model on EIGHT_VIEWS, through the surrogate's path
-            upload = Upload(decode(path.read_bytes()), path.name)
-            views = [upload.image] + [decode(upload.encoded(RES_LADDER[v]).data) for v in EIGHT_VIEWS]
-            rows[path.name]["lite2"] = softmax(hidden.run(views)[1]).astype(np.float16)
+    for variant in ("lite2", "lite0"):  # the backend's own model, and the smaller surrogate, on EIGHT_VIEWS
+        model = shared_model(variant)
+        for path in files:
+            if variant not in rows[path.name]:
+                upload = Upload(decode(path.read_bytes()), path.name)
+                views = [upload.image] + [decode(upload.encoded(RES_LADDER[v]).data) for v in EIGHT_VIEWS]
+                rows[path.name][variant] = softmax(model.run(views)[1]).astype(np.float16)
     cache.write_bytes(pickle.dumps(rows))
     return rows
 
@@ -169,9 +171,9 @@ def analyze(rows: list[dict]) -> dict:
     own = np.array([[[*numbers(p, [rung])[:4], *shipped[i], ratio[i, rung]] for rung in rungs]
                     for i, p in enumerate(probs)])
     eight = np.array([numbers(p, EIGHT_VIEWS) for p in probs])
-    hidden = [r["lite2"].astype(np.float32) for r in rows]
-    hidden_shipped = np.array([surrogate_numbers(p[:len(SHIPPED_VIEWS) + 1]) for p in hidden])
-    hidden_eight = np.array([surrogate_numbers(p) for p in hidden])
+    other = {variant: [r[variant].astype(np.float32) for r in rows] for variant in ("lite0", "lite2")}
+    other_shipped = {v: np.array([surrogate_numbers(p[:len(SHIPPED_VIEWS) + 1]) for p in other[v]]) for v in other}
+    other_eight = {v: np.array([surrogate_numbers(p) for p in other[v]]) for v in other}
     report = {}
     for rule, target in TARGETS.items():
         hit = backend_hits(rows, rule)
@@ -192,11 +194,15 @@ def analyze(rows: list[dict]) -> dict:
             "logistic_policy": {
                 "lite1: shipped probe (photo + full-size q=5..25), sizes": policy(np.column_stack([shipped, ratio])),
                 "lite1: shipped probe + each rung's own view, per rung (28 passes)": policy(own),
-                "lite1: shipped probe + q=5, 15 at each cap (8 passes), sizes": policy(np.column_stack([eight, ratio])),
+                "lite1: shipped probe + q=5, 15 at each cap (9 passes), sizes": policy(np.column_stack([eight, ratio])),
+                "lite0: shipped probe, sizes": policy(np.column_stack([other_shipped["lite0"], ratio])),
+                "lite0: + q=5, 15 at each cap, sizes": policy(np.column_stack([other_eight["lite0"], ratio])),
+                "lite0 and lite1: shipped probe, sizes": policy(np.column_stack([other_shipped["lite0"], shipped,
+                                                                                 ratio])),
                 "lite2, the backend's own model (a bound): shipped probe, sizes": policy(
-                    np.column_stack([hidden_shipped, ratio])),
+                    np.column_stack([other_shipped["lite2"], ratio])),
                 "lite2, the backend's own model (a bound): + q=5, 15 at each cap, sizes": policy(
-                    np.column_stack([hidden_eight, ratio])),
+                    np.column_stack([other_eight["lite2"], ratio])),
             },
             "shipped_probe_fitted_on_fewer_photos": fewer_photos(np.column_stack([shipped, ratio]), hit, sent,
                                                                  reference, even, odd, target),
