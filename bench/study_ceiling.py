@@ -5,7 +5,8 @@ The shipped probe shows the surrogate (Lite1) the photo at four full-size qualit
 that keep the hidden model's answer at 128 px. This study gives the surrogate far more than a probe could
 afford: every one of the ladder's 27 rungs, each encoded exactly as it would be uploaded, decoded and classified.
 From the backend's (Lite2) answers on the same rungs it scores, on the held-out (odd) photos:
-- the shipped probe's views, and every rung's own view (27 passes, a bound on what the surrogate can tell);
+- the shipped probe's views, and every rung's own view (28 passes with the photo: a bound on what the
+  surrogate can tell);
 - Lite0 (the other surrogate shipped) on the same views, alone and beside Lite1;
 - the backend's own model (Lite2) as the surrogate, on the shipped probe's views and on those plus q=5 and q=15 at each
   size cap: not available for a cloud, whose model is hidden, so a bound on what a surrogate that fails like the
@@ -14,9 +15,9 @@ From the backend's (Lite2) answers on the same rungs it scores, on the held-out 
 - the surrogate standing in for the backend: send the cheapest rung whose surrogate answer keeps the surrogate's
   own reference answer, with a confidence bar swept to the target;
 - how often the surrogate and the backend agree on whether a rung keeps the answer.
-Policies are per-rung logistic regressions fitted on the even photos (`study_sizes.policy_bytes`), each sending
+Policies are per-rung logistic regressions fitted on the even photos (as in `study_sizes.py`), each sending
 the cheapest rung whose predicted hit probability clears a threshold swept to the target. Bytes are total bytes
-over total reference bytes, as `eval` and the README count them. Collecting takes about 20 minutes on 2 cores;
+over total reference bytes, as `eval` and the README count them. Collecting takes about 12 minutes on 2 cores;
 the answers are kept in a pickle, so the analysis reruns in seconds.
 
     python bench/study_ceiling.py --cache /tmp/ceiling.pkl --out bench/results/ceiling_study.json
