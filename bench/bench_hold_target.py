@@ -40,6 +40,8 @@ from adacompress.service.store import EmbeddedStore
 
 LAST = 300
 """Images at the end of the stream the target is judged on."""
+WARMUP = 300
+"""Images the dial may take to settle: the target is judged on every image after them."""
 
 
 def old_dial_rules(target: float) -> TargetRules:
@@ -74,7 +76,7 @@ def serve_stream(name: str, rules: Rules | None, policy_spec: str, table: Outcom
             print(f"  {name}: {step + 1}/{len(order)} served, kept {np.mean([r['kept'] for r in rows]):.3f}, "
                   f"{time.perf_counter() - started:.0f} s", file=sys.stderr)
     summary = {"rules": name, "whole_stream": summarize(rows), f"last_{LAST}": summarize(rows[-LAST:]),
-               "after_300": summarize(rows[300:]), "last_indices": order[-LAST:],
+               "after_300": summarize(rows[WARMUP:]), "last_indices": order[-LAST:],
                "per_100_images": [block(rows[i:i + 100]) for i in range(0, len(rows), 100)]}
     if daemon is not None:
         summary["final_state"] = daemon.state.to_json()
@@ -160,12 +162,12 @@ def many_orders(images: AugmentedImageSet, policy_spec: str, backend_spec: str, 
     shipped rules and under the dial they replaced."""
     replay = ManyOrders.of_images(images, policy_spec, create_backend(backend_spec))
     report: dict = {"orders": orders,
-                    "perfect_dial_within_1pt_after_300": within_1pt_by_chance(target, len(images) - 300)}
+                    "perfect_dial_within_1pt_after_300": within_1pt_by_chance(target, len(images) - WARMUP)}
     settled = {}
     for name, rules in (("shipped", TargetRules(target_accuracy=target)), ("old_dial", old_dial_rules(target))):
         served = [replay.serve(rules, shuffled(len(images), seed + k), seed + k) for k in range(orders)]
-        accuracy = settled[name] = np.array([float(run["kept"][300:].mean()) for run in served])
-        sent = [float(run["bytes"][300:].sum() / run["reference_bytes"][300:].sum()) for run in served]
+        accuracy = settled[name] = np.array([float(run["kept"][WARMUP:].mean()) for run in served])
+        sent = [float(run["bytes"][WARMUP:].sum() / run["reference_bytes"][WARMUP:].sum()) for run in served]
         report[name] = {
             "served_accuracy_after_300_mean": float(accuracy.mean()),
             "served_accuracy_after_300_sd": float(accuracy.std()),
@@ -233,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
                    "served_accuracy_after_300_per_order": settled,
                    "served_accuracy_after_300_mean": float(np.mean(settled)),
                    "perfect_dial_within_1pt_after_300": within_1pt_by_chance(args.target_accuracy,
-                                                                             len(images) - 300),
+                                                                             len(images) - WARMUP),
                    "noise": "a dial set exactly at the target still serves a binomial share: perfect_dial_* is "
                             "the chance that share lands within 1 point over that many images",
                    "met": all(settled_within)},
